@@ -1,0 +1,908 @@
+"""A loopback HTTP server that behaves like Genesys Cloud for the calls the service makes.
+
+It is a peer of Genesys, not a mock of our code: the Lambda talks to it over real sockets exactly as it
+talks to Genesys, so retries, timeouts, header handling and JWT checks are exercised for real.
+
+Routes (the same base URL serves the login and the API hosts):
+
+* ``POST /oauth/token`` ("oauth"): OAuth 2 client credentials with HTTP Basic auth.
+* ``POST /api/v2/webmessaging/guests/generate-token`` ("guest-token"): an RS256 guest JWT.
+* ``GET /.well-known/jwks.json`` ("jwks"): the public key that verifies those JWTs.
+
+Tests drive it in-process::
+
+    with GenesysEmulator().start() as genesys:
+        genesys.add_fault("guest-token", status=429, retry_after=3)
+        ...
+        assert genesys.count("guest-token") == 2
+
+Other processes (``make run``, browser tests) drive it over HTTP under ``/__emulator/`` and start it with
+``python -m devtools.genesys_emulator --port 8080``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import contextlib
+import dataclasses
+import hashlib
+import ipaddress
+import json
+import secrets
+import signal
+import socket
+import socketserver
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType, TracebackType
+from typing import Any, Final, Self, TypeGuard, override
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+__all__ = [
+    "BODY_FAULTS",
+    "DEMO_CLIENT_ID",
+    "DEMO_CLIENT_SECRET",
+    "GUEST_TOKEN_PATH",
+    "JWKS_PATH",
+    "OAUTH_PATH",
+    "ROUTES",
+    "Fault",
+    "GenesysEmulator",
+    "RecordedRequest",
+    "main",
+]
+
+DEMO_CLIENT_ID: Final = "demo-client-id"
+DEMO_CLIENT_SECRET: Final = "demo-client-secret"
+
+ROUTE_OAUTH: Final = "oauth"
+ROUTE_GUEST_TOKEN: Final = "guest-token"
+ROUTE_JWKS: Final = "jwks"
+ROUTES: Final = (ROUTE_OAUTH, ROUTE_GUEST_TOKEN, ROUTE_JWKS)
+# Requests to paths Genesys would not serve are recorded under this pseudo-route to make typos visible.
+UNKNOWN_ROUTE: Final = "unknown"
+
+OAUTH_PATH: Final = "/oauth/token"
+GUEST_TOKEN_PATH: Final = "/api/v2/webmessaging/guests/generate-token"
+JWKS_PATH: Final = "/.well-known/jwks.json"
+CONTROL_PREFIX: Final = "/__emulator/"
+
+# path -> (route, the one method Genesys accepts there)
+_ROUTE_BY_PATH: Final = {
+    OAUTH_PATH: (ROUTE_OAUTH, "POST"),
+    GUEST_TOKEN_PATH: (ROUTE_GUEST_TOKEN, "POST"),
+    JWKS_PATH: (ROUTE_JWKS, "GET"),
+}
+
+MAX_GUEST_TOKEN_SECONDS: Final = 86400
+_MAX_BODY_BYTES: Final = 1 << 20
+# The handler reads one chunk-size line at a time; anything longer is not HTTP a client would send.
+_MAX_LINE_BYTES: Final = 65536
+
+BODY_FAULTS: Final = frozenset({"not-json", "no-token", "not-jwt", "no-access-token"})
+
+_ERROR_CODES: Final = {
+    400: "bad.request",
+    401: "bad.credentials",
+    403: "missing.any.permissions",
+    404: "not.found",
+    408: "request.timeout",
+    429: "too.many.requests.retry.after",
+    500: "internal.server.error",
+    502: "bad.gateway",
+    503: "service.unavailable",
+    504: "gateway.timeout",
+}
+_ERROR_MESSAGES: Final = {
+    401: "Invalid login credentials.",
+    403: "Unable to perform the requested action. You are missing the following permission(s): []",
+    429: "Rate limit exceeded the maximum. Retry the request later.",
+    500: "The server encountered an unexpected condition.",
+}
+
+
+@dataclass
+class Fault:
+    """How the emulator misbehaves for the next matching request(s) on one route.
+
+    ``delay`` is applied first; then ``body`` (answered with ``status`` or 200) or ``status`` (a Genesys
+    error body); otherwise the normal answer, with the guest-token mutations applied to the JWT.
+    A fault applies to every request that reaches its route with the right method, whether or not the
+    request would otherwise succeed.
+    """
+
+    status: int | None = None
+    retry_after: str | int | None = None
+    delay: float = 0.0
+    body: str | None = None
+    sub: str | None = None
+    expired: bool = False
+    scopes: list[str] | None = None
+    alg_none: bool = False
+    bad_signature: bool = False
+    unknown_kid: bool = False
+    token_lifetime: int | None = None
+    times: int | None = 1
+
+    def __post_init__(self) -> None:
+        # Faults also arrive as JSON from other processes, so check types instead of trusting hints.
+        if self.status is not None and not (_is_int(self.status) and 400 <= self.status <= 599):
+            raise ValueError(f"status must be an HTTP error status (400..599), not {self.status!r}")
+        if self.retry_after is not None and not (
+            isinstance(self.retry_after, str) or (_is_int(self.retry_after) and self.retry_after >= 0)
+        ):
+            raise ValueError(f"retry_after must be a string or seconds >= 0, not {self.retry_after!r}")
+        if not (_is_int(self.delay) or isinstance(self.delay, float)) or self.delay < 0:
+            raise ValueError(f"delay must be seconds >= 0, not {self.delay!r}")
+        if self.body is not None and self.body not in BODY_FAULTS:
+            raise ValueError(f"body must be one of {sorted(BODY_FAULTS)}, not {self.body!r}")
+        if self.sub is not None and not isinstance(self.sub, str):
+            raise TypeError(f"sub must be a string, not {self.sub!r}")
+        if self.scopes is not None and not (
+            isinstance(self.scopes, list) and all(isinstance(scope, str) for scope in self.scopes)
+        ):
+            raise TypeError(f"scopes must be a list of strings, not {self.scopes!r}")
+        for flag in ("expired", "alg_none", "bad_signature", "unknown_kid"):
+            if not isinstance(getattr(self, flag), bool):
+                raise TypeError(f"{flag} must be a boolean")
+        if self.token_lifetime is not None and not _is_int(self.token_lifetime):
+            raise ValueError(f"token_lifetime must be whole seconds, not {self.token_lifetime!r}")
+        if self.times is not None and not (_is_int(self.times) and self.times >= 1):
+            raise ValueError(f"times must be >= 1 or None (until cleared), not {self.times!r}")
+
+
+@dataclass
+class RecordedRequest:
+    """One request received on a Genesys route; ``status`` is None until answered (or if never answered)."""
+
+    route: str
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int | None
+    time: float
+
+
+@dataclass
+class _Response:
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+class _BadBodyError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    # bool is an int subclass, and True is never a sensible status or count.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _json(status: int, payload: object) -> _Response:
+    return _Response(status, json.dumps(payload).encode())
+
+
+def _genesys_error(status: int, message: str | None = None) -> _Response:
+    response = _Response(status)
+    payload = {
+        "message": message or _ERROR_MESSAGES.get(status) or _phrase(status),
+        "code": _ERROR_CODES.get(status, "error"),
+        "status": status,
+        # Genesys reports the correlation id of the failed request as its contextId.
+        "contextId": response.correlation_id,
+        "details": [],
+        "errors": [],
+    }
+    response.body = json.dumps(payload).encode()
+    return response
+
+
+def _oauth_error(status: int, error: str, description: str) -> _Response:
+    return _json(status, {"error": error, "description": description, "error_description": description})
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _body_fault(kind: str, status: int) -> _Response:
+    if kind == "not-json":
+        # What a proxy or load balancer error page looks like to a JSON client.
+        return _Response(status, b"<html><body><h1>Oops</h1>upstream said no", content_type="text/html")
+    payloads: dict[str, object] = {
+        "no-token": {},
+        "not-jwt": {"token": "not-a-jwt"},
+        "no-access-token": {"token_type": "bearer"},
+    }
+    return _json(status, payloads[kind])
+
+
+def _parse_json_object(body: bytes) -> dict[str, Any] | str:
+    """The body as a JSON object, or a message saying why it is not one."""
+    try:
+        value = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return "The request body is not valid JSON."
+    if not isinstance(value, dict):
+        return "The request body must be a JSON object."
+    return value
+
+
+def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+    if not header:
+        return None
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    client_id, colon, client_secret = decoded.partition(":")
+    return (client_id, client_secret) if colon else None
+
+
+def _bearer_token(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _jwk_thumbprint(jwk: dict[str, Any]) -> str:
+    """RFC 7638 thumbprint: a stable kid derived from the key itself."""
+    members = {"e": jwk["e"], "kty": "RSA", "n": jwk["n"]}
+    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True)
+    return _b64url(hashlib.sha256(canonical.encode()).digest())
+
+
+def _loopback_ip(host: str) -> str:
+    """The loopback IP to bind for ``host``; anything else is refused (this server issues tokens freely)."""
+    if host == "localhost":
+        # Bind an explicit address so the advertised URL never resolves to a different loopback family.
+        return "127.0.0.1"
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"host must be a loopback IP address or localhost, not {host!r}") from None
+    if not ip.is_loopback:
+        raise ValueError(f"host must be a loopback address, not {host!r}")
+    return str(ip)
+
+
+class GenesysEmulator:
+    """A Genesys Cloud stand-in serving the OAuth, guest-token and JWKS routes on a loopback port.
+
+    The socket is bound at construction (so ``base_url`` is known at once); ``start()`` serves it.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        clients: dict[str, str] | None = None,
+        access_token_ttl: int = 86400,
+        verbose: bool = False,
+    ) -> None:
+        bind_ip = _loopback_ip(host)
+        _check_ttl(access_token_ttl)
+        self.verbose = verbose
+        self._lock = threading.Lock()
+        # Set on stop() so delayed answers wake up instead of holding their threads (and stop()) hostage.
+        self._stopping = threading.Event()
+        self._clients = dict(clients) if clients is not None else {DEMO_CLIENT_ID: DEMO_CLIENT_SECRET}
+        self._initial_access_token_ttl = access_token_ttl
+        self._access_token_ttl = access_token_ttl
+        self._access_tokens: dict[str, float] = {}  # token -> expiry (epoch seconds)
+        self._revoked: set[str] = set()
+        self._faults: dict[str, deque[Fault]] = {route: deque() for route in ROUTES}
+        self._counts: dict[str, int] = dict.fromkeys((*ROUTES, UNKNOWN_ROUTE), 0)
+        self._requests: list[RecordedRequest] = []
+
+        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._rogue_key: rsa.RSAPrivateKey | None = None  # made on first bad_signature fault
+        jwk = RSAAlgorithm.to_jwk(self._key.public_key(), as_dict=True)
+        self.kid = _jwk_thumbprint(jwk)
+        self._public_jwk = {
+            "kty": "RSA",
+            "n": jwk["n"],
+            "e": jwk["e"],
+            "kid": self.kid,
+            "use": "sig",
+            "alg": "RS256",
+        }
+
+        server_class = _Server6 if ":" in bind_ip else _Server
+        self._server = server_class((bind_ip, port), self)
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self.host = bind_ip
+        self.port: int = self._server.server_address[1]
+        url_host = f"[{bind_ip}]" if ":" in bind_ip else bind_ip
+        self.base_url = f"http://{url_host}:{self.port}"
+        self.jwks_url = self.base_url + JWKS_PATH
+        self.issuer = self.base_url
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        if self._thread is not None or self._stopped:
+            raise RuntimeError("the emulator can only be started once")
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # stop() waits at most one poll for the accept loop
+            name=f"genesys-emulator-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stopping.set()
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+        self._server.server_close()
+        self._server.drop_connections()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- control -------------------------------------------------------------------------------------
+
+    def add_fault(self, route: str, fault: Fault | None = None, **fields: Any) -> None:
+        """Queue a fault for ``route`` (FIFO); ``fields`` build a Fault or override fields of ``fault``."""
+        _check_route(route)
+        queued = Fault(**fields) if fault is None else dataclasses.replace(fault, **fields)
+        with self._lock:
+            self._faults[route].append(queued)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            for queue in self._faults.values():
+                queue.clear()
+
+    def set_client(self, client_id: str, client_secret: str) -> None:
+        """Add a client or rotate its secret (the previous secret stops working)."""
+        if not all(isinstance(value, str) and value for value in (client_id, client_secret)):
+            raise ValueError("client id and secret must be non-empty strings")
+        with self._lock:
+            self._clients[client_id] = client_secret
+
+    def revoke_access_tokens(self) -> None:
+        """Invalidate every access token issued so far; the API answers 401 to them."""
+        with self._lock:
+            self._revoked.update(self._access_tokens)
+
+    def set_access_token_ttl(self, seconds: int) -> None:
+        """The ``expires_in`` (and real lifetime) of access tokens issued from now on."""
+        _check_ttl(seconds)
+        with self._lock:
+            self._access_token_ttl = seconds
+
+    def count(self, route: str) -> int:
+        """Requests received on ``route`` so far, faulted and rejected ones included."""
+        if route != UNKNOWN_ROUTE:
+            _check_route(route)
+        with self._lock:
+            return self._counts[route]
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of the requests received on Genesys routes, oldest first."""
+        with self._lock:
+            return [dataclasses.replace(request) for request in self._requests]
+
+    def reset(self) -> None:
+        """Forget counts, recorded requests, faults and revocations, and restore the access token TTL.
+
+        Clients, keys and issued access tokens are kept, so a caller caching a token stays signed in.
+        """
+        with self._lock:
+            self._counts = dict.fromkeys(self._counts, 0)
+            self._requests.clear()
+            for queue in self._faults.values():
+                queue.clear()
+            self._revoked.clear()
+            self._access_token_ttl = self._initial_access_token_ttl
+
+    def public_jwks(self) -> dict[str, Any]:
+        return {"keys": [dict(self._public_jwk)]}
+
+    # -- request handling (called from handler threads) ----------------------------------------------
+
+    def _handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> _Response | None:
+        """Answer one Genesys-route request; None means drop the connection unanswered (stopping)."""
+        route, allowed_method = _ROUTE_BY_PATH.get(path, (UNKNOWN_ROUTE, ""))
+        record = RecordedRequest(route, method, path, headers, body, None, time.time())
+        with self._lock:
+            self._counts[route] += 1
+            self._requests.append(record)
+            fault = self._take_fault(route) if method == allowed_method else None
+
+        response = self._answer(route, allowed_method, method, path, headers, body, fault)
+        if response is not None:
+            with self._lock:
+                record.status = response.status
+        if self.verbose:
+            status = response.status if response is not None else "dropped"
+            marker = " [fault]" if fault is not None else ""
+            print(
+                f"genesys-emulator: {method} {path} -> {status} ({route}){marker}",
+                file=sys.stderr,
+                flush=True,
+            )
+        return response
+
+    def _take_fault(self, route: str) -> Fault | None:
+        queue = self._faults.get(route)
+        if not queue:
+            return None
+        fault = queue[0]
+        if fault.times is not None:
+            fault.times -= 1
+            if fault.times <= 0:
+                queue.popleft()
+        return fault
+
+    def _answer(
+        self,
+        route: str,
+        allowed_method: str,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes,
+        fault: Fault | None,
+    ) -> _Response | None:
+        if route == UNKNOWN_ROUTE:
+            return _genesys_error(404, f"Unable to find a route for {method} {path}.")
+        if method != allowed_method:
+            response = _genesys_error(405, f"{method} is not supported on {path}.")
+            response.headers["Allow"] = allowed_method
+            return response
+        if fault is None:
+            return self._normal_answer(route, headers, body, None)
+
+        if fault.delay and self._stopping.wait(fault.delay):
+            return None
+        if fault.body is not None:
+            response = _body_fault(fault.body, fault.status or 200)
+        elif fault.status is not None:
+            if route == ROUTE_OAUTH and fault.status in (400, 401):
+                response = _oauth_error(fault.status, "invalid_client", "client not found")
+            else:
+                response = _genesys_error(fault.status)
+        else:
+            response = self._normal_answer(route, headers, body, fault)
+        # Only when asked: a 429 without Retry-After is a case clients must handle too.
+        if fault.retry_after is not None:
+            response.headers["Retry-After"] = str(fault.retry_after)
+        return response
+
+    def _normal_answer(
+        self,
+        route: str,
+        headers: dict[str, str],
+        body: bytes,
+        fault: Fault | None,
+    ) -> _Response:
+        lowered = {name.lower(): value for name, value in headers.items()}
+        if route == ROUTE_OAUTH:
+            return self._issue_access_token(lowered, body)
+        if route == ROUTE_GUEST_TOKEN:
+            return self._issue_guest_token(lowered, body, fault or Fault())
+        return _json(200, self.public_jwks())
+
+    def _issue_access_token(self, headers: dict[str, str], body: bytes) -> _Response:
+        credentials = _basic_credentials(headers.get("authorization"))
+        with self._lock:
+            known = credentials is not None and self._clients.get(credentials[0]) == credentials[1]
+            ttl = self._access_token_ttl
+        if not known:
+            return _oauth_error(401, "invalid_client", "client not found")
+
+        # Like Genesys, only a form body counts; a JSON body simply has no grant_type.
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        is_form = content_type == "application/x-www-form-urlencoded"
+        form = parse_qs(body.decode("utf-8", "replace")) if is_form else {}
+        grant_type = form.get("grant_type", [""])[0]
+        if grant_type != "client_credentials":
+            description = "grant_type is required"
+            if grant_type:
+                description = f"grant type {grant_type!r} is not supported"
+            return _oauth_error(400, "unsupported_grant_type", description)
+
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._access_tokens[token] = time.time() + ttl
+        return _json(200, {"access_token": token, "token_type": "bearer", "expires_in": ttl})
+
+    def _issue_guest_token(self, headers: dict[str, str], body: bytes, fault: Fault) -> _Response:
+        token = _bearer_token(headers.get("authorization"))
+        with self._lock:
+            expiry = self._access_tokens.get(token) if token is not None else None
+            valid = expiry is not None and expiry > time.time() and token not in self._revoked
+        if not valid:
+            return _genesys_error(401)
+
+        request = _parse_json_object(body)
+        if isinstance(request, str):
+            return _genesys_error(400, request)
+        problem = _guest_token_request_problem(request)
+        if problem:
+            return _genesys_error(400, problem)
+        jwt_token = self._mint_guest_token(
+            request["guestId"], request["expirationDurationSeconds"], request["scopes"], fault
+        )
+        return _json(200, {"token": jwt_token})
+
+    def _mint_guest_token(self, guest_id: str, duration: int, scopes: list[str], fault: Fault) -> str:
+        now = int(time.time())
+        if fault.expired:
+            iat, exp = now - 7200, now - 3600
+        else:
+            iat = now
+            exp = now + (fault.token_lifetime if fault.token_lifetime is not None else duration)
+        claims = {
+            "sub": fault.sub if fault.sub is not None else guest_id,
+            "scope": " ".join(fault.scopes if fault.scopes is not None else scopes),
+            "iat": iat,
+            "exp": exp,
+            "iss": self.issuer,
+            "jti": str(uuid.uuid4()),
+        }
+        header = {"kid": f"unknown-{uuid.uuid4().hex}" if fault.unknown_kid else self.kid}
+        if fault.alg_none:
+            return jwt.encode(claims, "", algorithm="none", headers=header)
+        return jwt.encode(
+            claims, self._rogue() if fault.bad_signature else self._key, algorithm="RS256", headers=header
+        )
+
+    def _rogue(self) -> rsa.RSAPrivateKey:
+        with self._lock:
+            if self._rogue_key is None:
+                self._rogue_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            return self._rogue_key
+
+    # -- HTTP control routes ---------------------------------------------------------------------------
+
+    def _control(self, method: str, path: str, body: bytes) -> _Response:
+        action = path.removeprefix(CONTROL_PREFIX).rstrip("/")
+        allowed = {
+            "faults": ("POST", "DELETE"),
+            "requests": ("GET",),
+            "reset": ("POST",),
+            "revoke": ("POST",),
+            "clients": ("POST",),
+            "access-token-ttl": ("POST",),
+            "health": ("GET",),
+        }.get(action)
+        if allowed is None:
+            return _genesys_error(404, f"Unknown emulator control route {path}.")
+        if method not in allowed:
+            response = _genesys_error(405, f"{method} is not supported on {path}.")
+            response.headers["Allow"] = ", ".join(allowed)
+            return response
+
+        if action == "faults" and method == "DELETE":
+            self.clear_faults()
+        elif action == "requests":
+            return _json(200, self._control_snapshot())
+        elif action == "reset":
+            self.reset()
+        elif action == "revoke":
+            self.revoke_access_tokens()
+        elif action == "health":
+            return _json(200, {"status": "ok"})
+        else:
+            request = _parse_json_object(body)
+            if isinstance(request, str):
+                return _genesys_error(400, request)
+            try:
+                self._control_update(action, request)
+            except (TypeError, ValueError, KeyError) as exc:
+                return _genesys_error(400, f"Invalid {action} request: {exc}")
+        return _Response(204)
+
+    def _control_update(self, action: str, request: dict[str, Any]) -> None:
+        if action == "faults":
+            route = request.pop("route", None)
+            if not isinstance(route, str):
+                raise ValueError(f"route must be one of {list(ROUTES)}")
+            self.add_fault(route, **request)
+        elif action == "clients":
+            self.set_client(request["clientId"], request["clientSecret"])
+        else:
+            self.set_access_token_ttl(request["seconds"])
+
+    def _control_snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "counts": {route: self._counts[route] for route in ROUTES},
+                # No headers or bodies: they carry credentials and tokens.
+                "requests": [
+                    {"route": r.route, "method": r.method, "path": r.path, "status": r.status, "time": r.time}
+                    for r in self._requests
+                ],
+            }
+
+
+def _check_route(route: str) -> None:
+    if route not in ROUTES:
+        raise ValueError(f"route must be one of {list(ROUTES)}, not {route!r}")
+
+
+def _check_ttl(seconds: int) -> None:
+    if not (_is_int(seconds) and seconds >= 0):
+        raise ValueError(f"access token TTL must be whole seconds >= 0, not {seconds!r}")
+
+
+def _guest_token_request_problem(request: dict[str, Any]) -> str | None:
+    guest_id = request.get("guestId")
+    if not isinstance(guest_id, str) or not guest_id:
+        return "guestId is required and must be a non-empty string."
+    duration = request.get("expirationDurationSeconds")
+    if not _is_int(duration) or not 1 <= duration <= MAX_GUEST_TOKEN_SECONDS:
+        return f"expirationDurationSeconds must be an integer from 1 to {MAX_GUEST_TOKEN_SECONDS}."
+    scopes = request.get("scopes")
+    if not isinstance(scopes, list) or not scopes or not all(isinstance(s, str) and s for s in scopes):
+        return "scopes must be a non-empty list of non-empty strings."
+    return None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    # The default joins every handler thread on close, which would wait on idle keep-alive connections.
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], emulator: GenesysEmulator) -> None:
+        self.emulator = emulator
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the host's FQDN, which can stall on hosts without DNS.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+
+    def track(self, connection: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.add(connection)
+
+    def untrack(self, connection: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.discard(connection)
+
+    def drop_connections(self) -> None:
+        """Wake handler threads blocked reading idle keep-alive connections so they exit now."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):  # already closed by the client
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients hanging up (read timeouts against a delayed answer) are expected, not errors.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "GenesysEmulator"
+    sys_version = ""
+    timeout = 60  # idle keep-alive connections release their thread eventually
+    # Buffer each answer into one write and send it at once: a separate header write plus Nagle and
+    # delayed ACKs costs ~40 ms per request.
+    wbufsize = -1
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection)
+
+    def finish(self) -> None:
+        self.server.untrack(self.connection)
+        super().finish()
+
+    @override
+    def log_message(self, format: str, *args: Any) -> None:
+        # Silent by default; verbose mode logs its own credential-free line per request.
+        pass
+
+    @override
+    def version_string(self) -> str:
+        return self.server_version
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    @override
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # Malformed requests and unsupported methods still get a Genesys-shaped answer with a correlation id.
+        self.close_connection = True
+        self._write(_genesys_error(code, message))
+
+    def _dispatch(self) -> None:
+        path = urlsplit(self.path).path
+        try:
+            body = self._read_body()
+        except _BadBodyError as exc:
+            # The rest of the body is unread, so this connection cannot carry another request.
+            self.close_connection = True
+            self._write(_genesys_error(exc.status, exc.message))
+            return
+        emulator = self.server.emulator
+        try:
+            if path.startswith(CONTROL_PREFIX):
+                response: _Response | None = emulator._control(self.command, path, body)
+            else:
+                headers = {name: value for name, value in self.headers.items()}
+                response = emulator._handle(self.command, path, headers, body)
+        except Exception:  # a bug in the emulator must still produce an answer
+            traceback.print_exc()
+            response = _genesys_error(500, "The Genesys emulator failed; see its stderr.")
+        if response is None:
+            self.close_connection = True
+            return
+        self._write(response)
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked()
+        raw_length = self.headers.get("Content-Length")
+        if raw_length is None:
+            return b""
+        try:
+            length = int(raw_length)
+        except ValueError:
+            raise _BadBodyError(400, "Invalid Content-Length header.") from None
+        if length < 0:
+            raise _BadBodyError(400, "Invalid Content-Length header.")
+        if length > _MAX_BODY_BYTES:
+            raise _BadBodyError(413, "The request body is too large.")
+        return self.rfile.read(length)
+
+    def _read_chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(_MAX_LINE_BYTES)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise _BadBodyError(400, "Invalid chunked request body.") from None
+            if size == 0:
+                while self.rfile.readline(_MAX_LINE_BYTES) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks)
+            total += size
+            if total > _MAX_BODY_BYTES:
+                raise _BadBodyError(413, "The request body is too large.")
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(_MAX_LINE_BYTES)  # the CRLF closing the chunk
+
+    def _write(self, response: _Response) -> None:
+        self.send_response(response.status)
+        self.send_header("ININ-Correlation-Id", response.correlation_id)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        # RFC 9110 forbids Content-Length (and a body) on 204.
+        has_body = response.status != HTTPStatus.NO_CONTENT
+        if has_body:
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(response.body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if has_body and self.command != "HEAD":
+            self.wfile.write(response.body)
+        self.wfile.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.genesys_emulator",
+        description="Serve a Genesys Cloud emulator (OAuth, guest tokens, JWKS) on a loopback address.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on; 0 picks a free one")
+    parser.add_argument("--client-id", help=f"OAuth client id to accept (default {DEMO_CLIENT_ID})")
+    parser.add_argument("--client-secret", help="its secret (required with --client-id)")
+    parser.add_argument("--access-token-ttl", type=int, default=86400, help="access token lifetime, seconds")
+    parser.add_argument("--verbose", action="store_true", help="log one line per request to stderr")
+    args = parser.parse_args(argv)
+
+    if (args.client_id is None) != (args.client_secret is None):
+        parser.error("--client-id and --client-secret go together")
+    clients = {args.client_id: args.client_secret} if args.client_id is not None else None
+    try:
+        emulator = GenesysEmulator(
+            args.host,
+            args.port,
+            clients=clients,
+            access_token_ttl=args.access_token_ttl,
+            verbose=args.verbose,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    except OSError as exc:
+        print(f"genesys-emulator: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+
+    stopping = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    with emulator.start():
+        print(f"Genesys emulator listening on {emulator.base_url}", flush=True)
+        # A timed wait keeps the main thread responsive to signals on every platform.
+        while not stopping.wait(0.5):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

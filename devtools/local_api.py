@@ -1,0 +1,195 @@
+"""A local stand-in for API Gateway (REST API, Lambda proxy integration), without Docker.
+
+Each HTTP request becomes an API Gateway REST proxy event (payload format 1.0) handed to the real
+``lambda_handler`` with a Lambda-like context; its answer becomes the HTTP response. Invocations run one at
+a time, like one warm Lambda container, so module-level caches behave as they do in AWS.
+Not deployed: ``sam local start-api`` does the same with Docker.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+GUEST_TOKENS_RESOURCE = "/guest-tokens"
+STAGE = "local"
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+@dataclass
+class LocalContext:
+    """What Lambda passes as ``context``: enough for Powertools and the request deadline."""
+
+    timeout_seconds: float = 10.0
+    function_name: str = "GuestTokenFunction"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = "/aws/lambda/GuestTokenFunction"
+    log_stream_name: str = "local"
+    _started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_seconds - (time.monotonic() - self._started)) * 1000))
+
+
+def build_event(
+    method: str,
+    path: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    body: bytes | str | None = None,
+    query: str = "",
+    source_ip: str = "127.0.0.1",
+) -> dict[str, Any]:
+    """An API Gateway REST proxy event for one request, as the template's two routes produce it."""
+    header_map = dict(headers or {})
+    multi_query = parse_qs(query, keep_blank_values=True) if query else {}
+    if path == GUEST_TOKENS_RESOURCE:
+        resource, path_parameters = GUEST_TOKENS_RESOURCE, None
+    else:
+        resource, path_parameters = "/{proxy+}", {"proxy": path.lstrip("/")}
+
+    encoded_body: str | None
+    is_base64 = False
+    if isinstance(body, bytes):
+        try:
+            encoded_body = body.decode("utf-8")
+        except UnicodeDecodeError:
+            # API Gateway hands bytes that are not text to Lambda base64-encoded.
+            encoded_body, is_base64 = base64.b64encode(body).decode("ascii"), True
+    else:
+        encoded_body = body
+    if encoded_body == "" and method in ("GET", "OPTIONS", "HEAD"):
+        encoded_body = None
+
+    now = datetime.now(UTC)
+    request_id = str(uuid.uuid4())
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": header_map or None,
+        "multiValueHeaders": {name: [value] for name, value in header_map.items()} or None,
+        "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "resourceId": "local",
+            "resourcePath": resource,
+            "httpMethod": method,
+            "path": f"/{STAGE}{path}",
+            "stage": STAGE,
+            "protocol": "HTTP/1.1",
+            "requestId": request_id,
+            "extendedRequestId": request_id,
+            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "requestTimeEpoch": int(now.timestamp() * 1000),
+            "identity": {"sourceIp": source_ip, "userAgent": header_map.get("User-Agent")},
+        },
+        "body": encoded_body,
+        "isBase64Encoded": is_base64,
+    }
+
+
+class LocalApi:
+    """Serves ``handler`` over HTTP on a loopback address."""
+
+    def __init__(
+        self, handler: Handler, host: str = "127.0.0.1", port: int = 3000, *, timeout_seconds: float = 10.0
+    ) -> None:
+        self._handler = handler
+        self._timeout_seconds = timeout_seconds
+        self._invoke_lock = threading.Lock()
+        self._server = ThreadingHTTPServer((host, port), self._request_handler_class())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        with self._invoke_lock:
+            return self._handler(event, LocalContext(timeout_seconds=self._timeout_seconds))
+
+    def start(self) -> LocalApi:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="local-api", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _request_handler_class(self) -> type[BaseHTTPRequestHandler]:
+        api = self
+
+        class RequestHandler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > MAX_BODY_BYTES:
+                    self._reply(413, {"Content-Type": "application/json"}, b'{"message":"Request Too Long"}')
+                    self.close_connection = True
+                    return
+                body = self.rfile.read(length) if length else b""
+                target = urlsplit(self.path)
+                event = build_event(
+                    self.command,
+                    target.path,
+                    headers=dict(self.headers.items()),
+                    body=body if length else None,
+                    query=target.query,
+                    source_ip=self.client_address[0],
+                )
+                try:
+                    result = api.invoke(event)
+                except Exception:
+                    # As API Gateway does when the function itself fails.
+                    self._reply(502, {"Content-Type": "application/json"}, b'{"message": "Internal server error"}')
+                    raise
+                payload = result.get("body") or ""
+                data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode("utf-8")
+                headers = dict(result.get("headers") or {})
+                for name, values in (result.get("multiValueHeaders") or {}).items():
+                    headers[name] = ", ".join(values)
+                self._reply(int(result["statusCode"]), headers, data)
+
+            def _reply(self, status: int, headers: Mapping[str, str], data: bytes) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    if name.lower() != "content-length":
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _handle
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # the handler's own JSON logs say what happened
+
+        return RequestHandler

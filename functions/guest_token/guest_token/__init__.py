@@ -1,0 +1,1 @@
+"""AWS Lambda function that issues Genesys Cloud Web Messaging guest tokens to browser chat widgets."""

@@ -1,0 +1,207 @@
+"""HTTP edge: the resolver, the routes, and the one table that turns domain errors into JSON responses.
+
+One request: origin check -> request model -> deadline from the Lambda context -> OAuth access token
+(cached) -> Genesys guest token (bounded retries) -> verification -> 200, audit entry and metrics.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from . import genesys, oauth, observability, verify
+from .budget import Deadline
+from .errors import InvalidJson, MethodNotAllowed, NotFound, OriginNotAllowed, ServiceError
+from .models import GuestTokenRequest, GuestTokenResponse, parse_guest_token_request
+from .observability import logger, metrics
+from .settings import Settings, get_settings
+
+GUEST_TOKENS_PATH = "/guest-tokens"
+ALLOWED_METHODS = "OPTIONS, POST"
+ALLOWED_HEADERS = "Content-Type"
+PREFLIGHT_MAX_AGE_SECONDS = 600
+
+app = APIGatewayRestResolver()
+
+
+@app.post(GUEST_TOKENS_PATH)
+def create_guest_token() -> Response[Any]:
+    app.context.update(started=time.perf_counter(), audit={"origin": _origin()})
+    observability.audit(observability.REQUEST_RECEIVED, origin=_origin())
+    settings = get_settings()
+    origin = _require_allowed_origin(settings)
+    request = parse_guest_token_request(_body_text(), settings)
+    app.context["audit"].update(
+        guestId=request.guest_id, newGuest=request.new_guest, duration=request.duration, scopes=list(request.scopes)
+    )
+
+    result, correlation_id = issue_guest_token(settings, request, Deadline.from_context(app.lambda_context))
+
+    latency_ms = _latency_ms()
+    observability.audit(
+        observability.TOKEN_ISSUED,
+        **{**app.context["audit"], "genesysCorrelationId": correlation_id},
+        outcome="issued",
+        status=200,
+        expiresAt=result.expiresAt,
+        latencyMs=latency_ms,
+    )
+    observability.request_finished(issued=True, status=200, latency_ms=latency_ms)
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=result.model_dump(),
+        headers={"Cache-Control": "no-store", **_cors_headers(settings, origin)},
+    )
+
+
+@app.route(GUEST_TOKENS_PATH, method="OPTIONS")
+def preflight() -> Response[Any]:
+    settings = get_settings()
+    origin = _require_allowed_origin(settings)
+    return Response(
+        status_code=204,
+        headers={
+            **_cors_headers(settings, origin),
+            "Access-Control-Allow-Methods": ALLOWED_METHODS,
+            "Access-Control-Allow-Headers": ALLOWED_HEADERS,
+            "Access-Control-Max-Age": str(PREFLIGHT_MAX_AGE_SECONDS),
+        },
+    )
+
+
+def issue_guest_token(
+    settings: Settings, request: GuestTokenRequest, deadline: Deadline
+) -> tuple[GuestTokenResponse, str | None]:
+    """Ask Genesys for the guest's token and check it; returns the response body and Genesys' correlation id."""
+    issued = oauth.call_with_access_token(
+        settings,
+        deadline,
+        lambda access_token: genesys.generate_guest_token(
+            settings,
+            access_token,
+            guest_id=request.guest_id,
+            duration_seconds=request.duration_seconds,
+            scopes=request.scopes,
+            deadline=deadline,
+        ),
+    )
+    app.context["audit"]["genesysCorrelationId"] = issued.correlation_id
+    verified = verify.verify_guest_token(
+        settings, issued.token, guest_id=request.guest_id, scopes=request.scopes, deadline=deadline
+    )
+    return (
+        GuestTokenResponse(
+            token=issued.token,
+            guestId=request.guest_id,
+            scopes=list(verified.scopes),
+            expiresIn=max(0, verified.expires_at - int(time.time())),
+            expiresAt=datetime.fromtimestamp(verified.expires_at, UTC).isoformat().replace("+00:00", "Z"),
+        ),
+        issued.correlation_id,
+    )
+
+
+# ---- the one error table ------------------------------------------------------------------------------
+
+
+@app.exception_handler(ServiceError)
+def handle_service_error(error: ServiceError) -> Response[Any]:
+    return _error_response(error)
+
+
+@app.not_found
+def handle_not_found(_: NotFoundError) -> Response[Any]:
+    if app.current_event.path == GUEST_TOKENS_PATH:
+        return _error_response(MethodNotAllowed(), {"Allow": ALLOWED_METHODS})
+    return _error_response(NotFound())
+
+
+@app.exception_handler(Exception)
+def handle_unexpected(error: Exception) -> Response[Any]:
+    logger.exception("unhandled error", extra={"event": "unhandled_error"})
+    return _error_response(ServiceError())
+
+
+def _error_response(error: ServiceError, extra_headers: dict[str, str] | None = None) -> Response[Any]:
+    headers = {"Cache-Control": "no-store", **(extra_headers or {})}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
+    with contextlib.suppress(ServiceError):  # misconfigured: no origin is known to be allowed
+        headers.update(_cors_headers(get_settings(), _origin()))
+
+    audit = app.context.get("audit")
+    if audit is not None:  # a token request, as opposed to a preflight or an unknown route
+        latency_ms = _latency_ms()
+        observability.audit(
+            observability.TOKEN_FAILED,
+            warning=error.status == 429 or error.status >= 500,
+            **{**audit, "genesysCorrelationId": error.genesys_correlation_id or audit.get("genesysCorrelationId")},
+            outcome="failed",
+            status=error.status,
+            errorCode=error.code,
+            detail=error.log_detail,
+            latencyMs=latency_ms,
+        )
+        observability.request_finished(issued=False, status=error.status, latency_ms=latency_ms)
+    elif error.log_detail:
+        logger.warning(error.log_detail, extra={"event": "request_failed", "errorCode": error.code})
+
+    return Response(
+        status_code=error.status,
+        content_type=content_types.APPLICATION_JSON,
+        body=error.body(app.current_event.request_context.request_id),
+        headers=headers,
+    )
+
+
+# ---- request helpers -------------------------------------------------------------------------------------
+
+
+def _origin() -> str | None:
+    return app.current_event.headers.get("Origin")
+
+
+def _require_allowed_origin(settings: Settings) -> str:
+    origin = _origin()
+    if origin is None or not settings.origin_allowed(origin):
+        raise OriginNotAllowed(log_detail=f"origin {origin!r} is not in ALLOWED_ORIGINS")
+    return origin
+
+
+def _cors_headers(settings: Settings, origin: str | None) -> dict[str, str]:
+    # The answer depends on Origin, so shared caches must key on it; the origin is echoed, never "*",
+    # and credentials are never allowed.
+    if origin is not None and settings.origin_allowed(origin):
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    return {"Vary": "Origin"}
+
+
+def _body_text() -> str | None:
+    event = app.current_event
+    if event.body is None or not event.is_base64_encoded:
+        return event.body
+    try:
+        return base64.b64decode(event.body, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidJson("The request body must be UTF-8 encoded JSON.") from None
+
+
+def _latency_ms() -> float:
+    started: float = app.context["started"]
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,80 @@
+"""The Genesys OAuth client credentials, read from Secrets Manager through Powertools parameters.
+
+The secret is a JSON object ``{"clientId": "...", "clientSecret": "..."}``. Powertools caches it for
+CREDENTIALS_CACHE_SECONDS; after Genesys rejects the credentials (rotation) oauth.py asks once more with
+``force_refresh`` to bypass that cache. Log lines name the secret's id, never its value.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from .budget import Deadline
+from .errors import ConfigurationError, UpstreamUnavailable
+from .settings import Settings
+
+# Short timeouts and one retry: a slow Secrets Manager must not eat the whole request budget.
+_BOTO_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 2, "mode": "standard"})
+# Errors that mean the deployment is wrong (secret missing, no permission, KMS), not a passing outage.
+_CONFIGURATION_ERROR_CODES = {
+    "ResourceNotFoundException",
+    "AccessDeniedException",
+    "DecryptionFailure",
+    "InvalidRequestException",
+    "InvalidParameterException",
+    "UnrecognizedClientException",
+}
+
+
+@dataclass(frozen=True)
+class ClientCredentials:
+    client_id: str
+    client_secret: str = field(repr=False)
+
+
+@functools.cache
+def _provider() -> SecretsProvider:
+    # Created on first use, not at import: building a boto3 client costs cold-start time.
+    return SecretsProvider(boto_config=_BOTO_CONFIG)
+
+
+def get_credentials(settings: Settings, deadline: Deadline, *, force_refresh: bool = False) -> ClientCredentials:
+    secret_id = settings.credentials_secret_id
+    deadline.check("reading the credentials secret")
+    try:
+        value: Any = _provider().get(
+            secret_id, max_age=settings.credentials_cache_seconds, transform="json", force_fetch=force_refresh
+        )
+    except TransformParameterError:
+        raise ConfigurationError(log_detail=f"secret {secret_id} is not JSON") from None
+    except GetParameterError as exc:
+        cause = exc.__context__
+        if isinstance(cause, ClientError):
+            code = cause.response.get("Error", {}).get("Code", "")
+            if code in _CONFIGURATION_ERROR_CODES:
+                raise ConfigurationError(log_detail=f"cannot read secret {secret_id}: {code}") from None
+            raise UpstreamUnavailable(log_detail=f"Secrets Manager error reading {secret_id}: {code}") from None
+        raise UpstreamUnavailable(
+            log_detail=f"Secrets Manager unreachable reading {secret_id}: {type(cause).__name__}"
+        ) from None
+
+    if not isinstance(value, dict):
+        raise ConfigurationError(log_detail=f"secret {secret_id} must be a JSON object with clientId and clientSecret")
+    client_id, client_secret = value.get("clientId"), value.get("clientSecret")
+    if not (isinstance(client_id, str) and client_id and isinstance(client_secret, str) and client_secret):
+        raise ConfigurationError(
+            log_detail=f"secret {secret_id} must have non-empty string fields clientId and clientSecret"
+        )
+    return ClientCredentials(client_id=client_id, client_secret=client_secret)
+
+
+def reset() -> None:
+    """For tests: a new provider (and so an empty cache and a client for the current endpoint)."""
+    _provider.cache_clear()

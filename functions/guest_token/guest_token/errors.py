@@ -1,0 +1,107 @@
+"""Domain errors. Each carries its HTTP status and error code; app.py turns them into JSON in one place.
+
+``message`` is what the caller sees and never contains upstream bodies or secrets. ``log_detail`` is for
+operators (log lines only) and may name a Genesys error code or the secret's id, never a secret value.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ServiceError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    default_message: ClassVar[str] = "The service could not handle the request."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        log_detail: str | None = None,
+        genesys_correlation_id: str | None = None,
+        details: list[dict[str, str]] | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+        self.log_detail = log_detail
+        self.genesys_correlation_id = genesys_correlation_id
+        self.details = details
+        self.retry_after = retry_after
+
+    def body(self, request_id: str | None) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message, "requestId": request_id}
+        if self.details is not None:
+            error["details"] = self.details
+        return {"error": error}
+
+
+class InvalidJson(ServiceError):
+    status = 400
+    code = "invalid_json"
+    default_message = "The request body must be a JSON object."
+
+
+class InvalidRequest(ServiceError):
+    status = 422
+    code = "invalid_request"
+    default_message = "The request has invalid fields."
+
+
+class OriginNotAllowed(ServiceError):
+    status = 403
+    code = "origin_not_allowed"
+    default_message = "This origin may not request guest tokens."
+
+
+class NotFound(ServiceError):
+    status = 404
+    code = "not_found"
+    default_message = "No such resource."
+
+
+class MethodNotAllowed(ServiceError):
+    status = 405
+    code = "method_not_allowed"
+    default_message = "Method not allowed on this resource."
+
+
+class RateLimited(ServiceError):
+    status = 429
+    code = "rate_limited"
+    default_message = "Genesys is rate limiting token requests; retry after the given delay."
+
+
+class UpstreamError(ServiceError):
+    status = 502
+    code = "upstream_error"
+    default_message = "Genesys refused the token request."
+
+
+class AccessTokenRejected(UpstreamError):
+    """The Genesys API answered 401 to our OAuth access token (expired early or revoked)."""
+
+
+class TokenVerificationFailed(UpstreamError):
+    default_message = "Genesys returned a token that failed verification."
+
+
+class UpstreamUnavailable(ServiceError):
+    status = 503
+    code = "upstream_unavailable"
+    default_message = "Genesys is unavailable; try again shortly."
+
+
+class InvalidClient(UpstreamUnavailable):
+    """Genesys rejected the OAuth client credentials (``invalid_client``)."""
+
+
+class UpstreamTimeout(ServiceError):
+    status = 504
+    code = "upstream_timeout"
+    default_message = "The token request ran out of time."
+
+
+class ConfigurationError(ServiceError):
+    """The deployment is misconfigured (environment, secret contents): the operator's to fix."""

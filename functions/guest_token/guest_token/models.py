@@ -1,0 +1,128 @@
+"""Request and response models for ``POST /guest-tokens``.
+
+The pydantic model checks the shape of the body; ``parse_guest_token_request`` then applies the deployment's
+policy (allowed scopes, maximum lifetime) and resolves defaults. Both report problems per field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aws_lambda_powertools.utilities.parser import parse
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from .errors import InvalidJson, InvalidRequest
+from .settings import DEFAULT_REQUEST_SCOPES, Settings
+
+Duration = Literal["short", "standard", "extended", "max"]
+DURATION_SECONDS: dict[str, int] = {"short": 3600, "standard": 7200, "extended": 14400, "max": 86400}
+DEFAULT_DURATION: Duration = "standard"
+
+# fullmatch, not match: "$" would accept a trailing newline.
+_UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+class GuestTokenBody(BaseModel):
+    """The JSON body a widget sends. Every field is optional; null means absent."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    guestId: str | None = None
+    duration: Duration | None = None
+    scopes: list[str] | None = None
+
+    @field_validator("guestId")
+    @classmethod
+    def _canonical_uuid(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not _UUID_PATTERN.fullmatch(value):
+            raise ValueError("must be a UUID in canonical 8-4-4-4-12 hexadecimal form")
+        if uuid.UUID(value).int == 0:
+            raise ValueError("must not be the nil UUID")
+        return value.lower()
+
+    @field_validator("scopes", mode="before")
+    @classmethod
+    def _one_scope_as_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("scopes")
+    @classmethod
+    def _scope_list(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("must name at least one scope")
+        return list(dict.fromkeys(value))
+
+
+class GuestTokenResponse(BaseModel):
+    token: str
+    guestId: str
+    scopes: list[str]
+    expiresIn: int
+    expiresAt: str
+
+
+@dataclass(frozen=True)
+class GuestTokenRequest:
+    """A validated request with every default resolved."""
+
+    guest_id: str
+    new_guest: bool
+    duration: str
+    duration_seconds: int
+    scopes: tuple[str, ...]
+
+
+def parse_guest_token_request(raw_body: str | None, settings: Settings) -> GuestTokenRequest:
+    if raw_body is None or not raw_body.strip():
+        raise InvalidJson("The request body is missing; send a JSON object.")
+    try:
+        document: Any = json.loads(raw_body)
+    except ValueError:
+        raise InvalidJson("The request body is not valid JSON.") from None
+    if not isinstance(document, dict):
+        raise InvalidJson("The request body must be a JSON object.")
+
+    try:
+        body = parse(event=document, model=GuestTokenBody)
+    except ValidationError as exc:
+        raise InvalidRequest(details=[_detail(error) for error in exc.errors()]) from None
+
+    duration = body.duration or DEFAULT_DURATION
+    scopes = tuple(body.scopes) if body.scopes is not None else DEFAULT_REQUEST_SCOPES
+    details = []
+    unknown = [scope for scope in scopes if scope not in settings.allowed_scopes]
+    if unknown:
+        details.append({"field": "scopes", "issue": f"not allowed: {', '.join(unknown)}"})
+    if DURATION_SECONDS[duration] > settings.max_token_lifetime_seconds:
+        details.append(
+            {
+                "field": "duration",
+                "issue": f"{duration} ({DURATION_SECONDS[duration]} s) is longer than this service allows "
+                f"({settings.max_token_lifetime_seconds} s)",
+            }
+        )
+    if details:
+        raise InvalidRequest(details=details)
+
+    return GuestTokenRequest(
+        guest_id=body.guestId or str(uuid.uuid4()),
+        new_guest=body.guestId is None,
+        duration=duration,
+        duration_seconds=DURATION_SECONDS[duration],
+        scopes=scopes,
+    )
+
+
+def _detail(error: Any) -> dict[str, str]:
+    field = ".".join(str(part) for part in error["loc"]) or "body"
+    # Our own validators' messages come prefixed with "Value error, ".
+    issue = "unknown field" if error["type"] == "extra_forbidden" else str(error["msg"]).removeprefix("Value error, ")
+    return {"field": field, "issue": issue}

@@ -1,0 +1,149 @@
+"""Configuration: read from the environment once per container into one frozen object.
+
+Nothing else in the package reads ``os.environ`` (Powertools reads its own ``POWERTOOLS_*`` variables).
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError
+
+DEFAULT_REGION = "mypurecloud.com"
+DEFAULT_GUEST_TOKEN_PATH = "/api/v2/webmessaging/guests/generate-token"
+DEFAULT_ALLOWED_SCOPES = (
+    "webmessaging:guest:send",
+    "webmessaging:guest:receive",
+    "webmessaging:guest:read",
+    "webmessaging:guest:update",
+)
+# What a request without "scopes" asks for.
+DEFAULT_REQUEST_SCOPES = ("webmessaging:guest:send", "webmessaging:guest:receive")
+# Genesys guest tokens live at most a day; the service never asks for more.
+TOKEN_LIFETIME_CEILING_SECONDS = 86400
+DEFAULT_CREDENTIALS_CACHE_SECONDS = 300
+
+# A Genesys region is a host domain: "mypurecloud.com", "usw2.pure.cloud", "use2.us-gov-pure.cloud".
+_REGION_PATTERN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+# Plain http is only acceptable to things on this machine (the emulator, `sam local` reaching the host).
+_INSECURE_HOSTS_ALLOWED = {"localhost", "host.docker.internal"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    allowed_origins: frozenset[str]
+    allowed_scopes: tuple[str, ...]
+    max_token_lifetime_seconds: int
+    credentials_secret_id: str
+    credentials_cache_seconds: int
+    region: str
+    oauth_base_url: str
+    api_base_url: str
+    guest_token_path: str
+    jwks_url: str | None
+
+    @property
+    def allow_any_origin(self) -> bool:
+        return "*" in self.allowed_origins
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        if not origin:
+            return False
+        return self.allow_any_origin or origin in self.allowed_origins
+
+
+def _split(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _base_url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    host = parts.hostname or ""
+    if parts.scheme not in ("https", "http") or not host or parts.query or parts.fragment:
+        raise ConfigurationError(f"{name} must be an http(s) URL with a host, got {value!r}")
+    if parts.scheme == "http" and not _is_local_host(host):
+        raise ConfigurationError(f"{name} must use https (plain http only for local hosts), got {value!r}")
+    return value.rstrip("/")
+
+
+def _is_local_host(host: str) -> bool:
+    if host in _INSECURE_HOSTS_ALLOWED:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Build and check the settings; raises ConfigurationError naming the variable at fault."""
+    secret_id = environ.get("GENESYS_CREDENTIALS_SECRET_ID", "").strip()
+    if not secret_id:
+        raise ConfigurationError("GENESYS_CREDENTIALS_SECRET_ID is not set")
+
+    region = environ.get("GENESYS_REGION", "").strip().lower() or DEFAULT_REGION
+    if not _REGION_PATTERN.match(region):
+        raise ConfigurationError(f"GENESYS_REGION must be a Genesys host domain like {DEFAULT_REGION}, got {region!r}")
+
+    allowed_scopes = tuple(dict.fromkeys(_split(environ.get("ALLOWED_SCOPES", "")))) or DEFAULT_ALLOWED_SCOPES
+    missing_defaults = [scope for scope in DEFAULT_REQUEST_SCOPES if scope not in allowed_scopes]
+    if missing_defaults:
+        raise ConfigurationError(
+            f"ALLOWED_SCOPES must include the default request scopes; missing {', '.join(missing_defaults)}"
+        )
+
+    guest_token_path = environ.get("GENESYS_GUEST_TOKEN_PATH", "").strip() or DEFAULT_GUEST_TOKEN_PATH
+    if not guest_token_path.startswith("/"):
+        raise ConfigurationError(f"GENESYS_GUEST_TOKEN_PATH must start with '/', got {guest_token_path!r}")
+
+    jwks_url = environ.get("GENESYS_JWKS_URL", "").strip()
+    return Settings(
+        allowed_origins=frozenset(_split(environ.get("ALLOWED_ORIGINS", ""))),
+        allowed_scopes=allowed_scopes,
+        max_token_lifetime_seconds=_int(
+            environ, "MAX_TOKEN_LIFETIME_SECONDS", TOKEN_LIFETIME_CEILING_SECONDS, 1, TOKEN_LIFETIME_CEILING_SECONDS
+        ),
+        credentials_secret_id=secret_id,
+        credentials_cache_seconds=_int(
+            environ, "CREDENTIALS_CACHE_SECONDS", DEFAULT_CREDENTIALS_CACHE_SECONDS, 0, 86400
+        ),
+        region=region,
+        oauth_base_url=_base_url(
+            "GENESYS_OAUTH_BASE_URL", environ.get("GENESYS_OAUTH_BASE_URL", "").strip() or f"https://login.{region}"
+        ),
+        api_base_url=_base_url(
+            "GENESYS_API_BASE_URL", environ.get("GENESYS_API_BASE_URL", "").strip() or f"https://api.{region}"
+        ),
+        guest_token_path=guest_token_path,
+        jwks_url=_base_url("GENESYS_JWKS_URL", jwks_url) if jwks_url else None,
+    )
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The container's settings. A failed load is not cached, so a fixed variable takes effect."""
+    return load_settings(os.environ)
+
+
+def reset() -> None:
+    """For tests: forget the loaded settings."""
+    get_settings.cache_clear()

@@ -1,0 +1,164 @@
+"""Shared fixtures: the Genesys emulator on loopback, moto's Secrets Manager, and a way to invoke the handler
+with API Gateway REST proxy events exactly as Lambda would."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+# Powertools reads these when the handler module is imported, so they are set before any test imports it.
+os.environ.update(
+    {
+        "POWERTOOLS_SERVICE_NAME": "genesys-guest-token",
+        "POWERTOOLS_METRICS_NAMESPACE": "GenesysGuestTokens",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+)
+for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER"):
+    os.environ.pop(_name, None)
+
+import boto3  # noqa: E402
+from guest_token import app as app_module  # noqa: E402
+from guest_token import credentials, genesys, oauth, observability, settings, verify  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, GenesysEmulator  # noqa: E402
+from devtools.local_api import LocalContext, build_event  # noqa: E402
+
+SECRET_ID = "genesys-guest-token/test"
+ORIGIN = "https://chat.example.com"
+SCOPES_DEFAULT = ["webmessaging:guest:send", "webmessaging:guest:receive"]
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: str
+    logs: list[dict[str, Any]]
+    metrics: list[dict[str, Any]]
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def error_code(self) -> str:
+        return str(self.json["error"]["code"])
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[GenesysEmulator]:
+    with GenesysEmulator().start() as server:
+        yield server
+
+
+@pytest.fixture
+def secrets_manager() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("secretsmanager", region_name="us-east-1")
+        client.create_secret(
+            Name=SECRET_ID, SecretString=json.dumps({"clientId": DEMO_CLIENT_ID, "clientSecret": DEMO_CLIENT_SECRET})
+        )
+        yield client
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, emulator: GenesysEmulator, secrets_manager: Any) -> pytest.MonkeyPatch:
+    """The handler's configuration, pointed at the emulator; tests change it with monkeypatch.setenv."""
+    for name, value in {
+        "GENESYS_CREDENTIALS_SECRET_ID": SECRET_ID,
+        "GENESYS_OAUTH_BASE_URL": emulator.base_url,
+        "GENESYS_API_BASE_URL": emulator.base_url,
+        "ALLOWED_ORIGINS": f"{ORIGIN},https://other.example.com",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("GENESYS_JWKS_URL", "ALLOWED_SCOPES", "MAX_TOKEN_LIFETIME_SECONDS", "GENESYS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+@pytest.fixture(autouse=True)
+def fresh_container(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test starts as a cold container: no cached settings, secret, access token or pool."""
+    for module in (settings, credentials, genesys, oauth, verify, observability):
+        module.reset()
+    if "emulator" in request.fixturenames:
+        request.getfixturevalue("emulator").reset()
+    yield
+    if "emulator" in request.fixturenames:
+        request.getfixturevalue("emulator").reset()
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    handler = observability.logger.registered_handler
+    previous = handler.setStream(stream)  # type: ignore[attr-defined]
+    yield stream
+    handler.setStream(previous)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def invoke(env: pytest.MonkeyPatch, log_stream: io.StringIO, capsys: pytest.CaptureFixture[str]) -> Any:
+    """Invoke the handler with an API Gateway REST proxy event; returns the answer with its logs and EMF."""
+
+    def _invoke(
+        body: Any = None,
+        *,
+        method: str = "POST",
+        path: str = "/guest-tokens",
+        origin: str | None = ORIGIN,
+        headers: dict[str, str] | None = None,
+        raw: bytes | str | None = None,
+        timeout_seconds: float = 10.0,
+        event: dict[str, Any] | None = None,
+    ) -> Answer:
+        if event is None:
+            all_headers = {"Content-Type": "application/json", **(headers or {})}
+            if origin is not None:
+                all_headers["Origin"] = origin
+            payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
+            event = build_event(method, path, headers=all_headers, body=payload)
+        log_stream.seek(0)
+        log_stream.truncate()
+        capsys.readouterr()
+        result = app_module.lambda_handler(event, LocalContext(timeout_seconds=timeout_seconds))
+        printed = capsys.readouterr().out
+        payload_text = result.get("body") or ""
+        if result.get("isBase64Encoded"):
+            payload_text = base64.b64decode(payload_text).decode()
+        headers_out = dict(result.get("headers") or {})
+        for name, values in (result.get("multiValueHeaders") or {}).items():
+            headers_out[name] = ", ".join(values)
+        answer = Answer(
+            status=result["statusCode"],
+            headers=headers_out,
+            body=payload_text,
+            logs=[json.loads(line) for line in log_stream.getvalue().splitlines() if line.strip()],
+            metrics=[json.loads(line) for line in printed.splitlines() if line.startswith("{")],
+        )
+        assert_no_secrets(answer)
+        return answer
+
+    return _invoke
+
+
+def assert_no_secrets(answer: Answer) -> None:
+    """Nothing secret may reach a log line or an EMF blob, whatever the outcome."""
+    written = json.dumps(answer.logs) + json.dumps(answer.metrics)
+    assert DEMO_CLIENT_SECRET not in written
+    assert base64.b64encode(f"{DEMO_CLIENT_ID}:{DEMO_CLIENT_SECRET}".encode()).decode() not in written
+    assert "Bearer " not in written and "Basic " not in written
+    if answer.status == 200:
+        assert answer.json["token"] not in written
