@@ -97,7 +97,9 @@ def fresh_container(request: pytest.FixtureRequest) -> Iterator[None]:
         request.getfixturevalue("emulator").reset()
     yield
     if "emulator" in request.fixturenames:
-        request.getfixturevalue("emulator").reset()
+        emulator = request.getfixturevalue("emulator")
+        emulator.reset()
+        emulator.set_client(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)  # undo a rotation
 
 
 @pytest.fixture

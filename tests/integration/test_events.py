@@ -1,0 +1,59 @@
+"""Every file in events/ is a valid API Gateway REST proxy event that the handler answers as the README says."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel
+
+REPO = Path(__file__).resolve().parents[2]
+EVENTS = REPO / "events"
+# A README row: | `events/new-guest.json` | what it sends | `200` | or `400 invalid_json` |
+ROW = re.compile(r"^\|\s*`events/([\w.-]+\.json)`\s*\|[^|]*\|\s*`(\d{3})(?: (\w+))?`\s*\|", re.MULTILINE)
+
+
+def documented_answers() -> dict[str, tuple[int, str | None]]:
+    rows = ROW.findall((REPO / "README.md").read_text())
+    return {name: (int(status), code or None) for name, status, code in rows}
+
+
+def event_files() -> list[str]:
+    return sorted(path.name for path in EVENTS.glob("*.json") if path.name != "env.json")
+
+
+def test_every_event_file_is_documented_in_the_readme():
+    assert event_files(), "events/ is empty"
+    assert set(documented_answers()) == set(event_files())
+
+
+def test_env_json_sets_only_variables_the_template_declares():
+    from samtranslator.yaml_helper import yaml_parse
+
+    template = yaml_parse((REPO / "template.yaml").read_text())
+    declared = set(template["Resources"]["GuestTokenFunction"]["Properties"]["Environment"]["Variables"])
+    overrides = json.loads((EVENTS / "env.json").read_text())
+    # sam local invoke --env-vars ignores variables the template does not declare.
+    assert set(overrides) == {"GuestTokenFunction"}
+    assert set(overrides["GuestTokenFunction"]) <= declared
+
+
+@pytest.mark.parametrize("name", event_files())
+def test_event_answers_as_documented(name, invoke, env):
+    env.setenv("ALLOWED_ORIGINS", "https://www.example.com")
+    event = json.loads((EVENTS / name).read_text())
+    APIGatewayProxyEventModel.model_validate(event)  # the shape API Gateway sends
+
+    answer = invoke(event=event)
+
+    status, code = documented_answers()[name]
+    assert answer.status == status
+    if code is None:
+        assert answer.body == "" or "error" not in answer.json
+    else:
+        assert answer.error_code == code
+    if status == 200:
+        request = json.loads(event["body"])
+        assert answer.json["guestId"] == request.get("guestId", answer.json["guestId"])

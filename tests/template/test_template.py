@@ -1,0 +1,138 @@
+"""The SAM template and its build: linted, valid without an AWS account, buildable, and in step with the code."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from samtranslator.yaml_helper import yaml_parse
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO / "template.yaml"
+PACKAGE = REPO / "functions" / "guest_token" / "guest_token"
+BIN = Path(sys.executable).parent
+
+
+def offline_env(**extra: str) -> dict[str, str]:
+    """No AWS credentials, profile or region: what a reviewer's fresh machine has."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    env.update(SAM_CLI_TELEMETRY="0", PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", **extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return dict(yaml_parse(TEMPLATE.read_text()))
+
+
+@pytest.fixture(scope="module")
+def function(template: dict[str, Any]) -> dict[str, Any]:
+    return dict(template["Resources"]["GuestTokenFunction"]["Properties"])
+
+
+def variables_the_code_reads() -> set[str]:
+    source = "\n".join(path.read_text() for path in PACKAGE.glob("*.py"))
+    return set(re.findall(r"environ(?:\.get\(|\[)\s*\"([A-Z0-9_]+)\"", source)) | set(
+        re.findall(r"_int\(\s*environ,\s*\"([A-Z0-9_]+)\"", source)
+    )
+
+
+def test_cfn_lint_is_clean():
+    result = subprocess.run(
+        [BIN / "cfn-lint", str(TEMPLATE)], capture_output=True, text=True, env=offline_env(), check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sam_validate_lint_needs_no_region_or_credentials(tmp_path):
+    result = subprocess.run(
+        [BIN / "sam", "validate", "--lint", "--template-file", str(TEMPLATE)],
+        capture_output=True,
+        text=True,
+        env=offline_env(HOME=str(tmp_path)),
+        cwd=REPO,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_sam_build_packages_the_function_and_its_layer(tmp_path):
+    build_dir = tmp_path / "build"
+    result = subprocess.run(
+        [BIN / "sam", "build", "--template-file", str(TEMPLATE), "--build-dir", str(build_dir)],
+        capture_output=True,
+        text=True,
+        env=offline_env(HOME=str(tmp_path), AWS_DEFAULT_REGION="us-east-1"),
+        cwd=REPO,
+        check=False,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    function_dir = build_dir / "GuestTokenFunction"
+    assert (function_dir / "guest_token" / "app.py").is_file()
+    layer = build_dir / "DependenciesLayer" / "python"
+    for package in ("aws_lambda_powertools", "pydantic", "pydantic_core", "jwt", "cryptography", "urllib3"):
+        assert (layer / package).is_dir(), f"{package} missing from the layer"
+    # The runtime provides boto3 and botocore; shipping them only makes the cold start slower.
+    assert not (layer / "boto3").exists() and not (layer / "botocore").exists()
+
+
+def test_every_variable_the_code_reads_is_set_by_the_template_and_no_other(function):
+    template_variables = set(function["Environment"]["Variables"])
+    code_variables = variables_the_code_reads()
+    assert code_variables, "found no environment variables in the code: the pattern is stale"
+    assert code_variables - template_variables == set(), "the code reads variables the template does not set"
+    powertools = {name for name in template_variables if name.startswith("POWERTOOLS_")}
+    assert template_variables - code_variables - powertools == set(), "the template sets variables nobody reads"
+
+
+def test_every_template_variable_is_documented_in_the_readme(function):
+    readme = (REPO / "README.md").read_text()
+    for name in function["Environment"]["Variables"]:
+        assert f"`{name}`" in readme, f"{name} is not documented in README.md"
+
+
+def test_the_handler_path_resolves_to_the_lambda_handler(function):
+    module, _, attribute = function["Handler"].rpartition(".")
+    source = REPO / function["CodeUri"] / (module.replace(".", "/") + ".py")
+    assert source.is_file()
+    assert f"def {attribute}(" in source.read_text()
+
+
+def test_the_function_runtime_fits_api_gateway(function, template):
+    assert function["Runtime"] in {"python3.12", "python3.13"}
+    assert function["Timeout"] < 29
+    assert function["Architectures"] == ["arm64"]
+    layer = template["Resources"]["DependenciesLayer"]
+    assert layer["Metadata"]["BuildMethod"] == function["Runtime"]
+
+
+def test_the_function_may_read_only_the_credentials_secret(function):
+    [policy] = function["Policies"]
+    assert list(policy) == ["AWSSecretsManagerGetSecretValuePolicy"]
+    secret_arn = policy["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"]["Fn::Sub"]
+    assert secret_arn.endswith(":secret:${GenesysCredentialsSecretName}-??????")
+
+
+def test_the_stage_is_throttled_from_parameters(template):
+    [setting] = template["Resources"]["GuestTokenApi"]["Properties"]["MethodSettings"]
+    assert setting["ThrottlingRateLimit"] == {"Ref": "ThrottlingRateLimit"}
+    assert setting["ThrottlingBurstLimit"] == {"Ref": "ThrottlingBurstLimit"}
+
+
+def test_the_region_parameter_offers_every_genesys_region(template):
+    regions = template["Parameters"]["GenesysRegion"]["AllowedValues"]
+    assert len(regions) == 17
+    assert {"mypurecloud.com", "mypurecloud.ie", "usw2.pure.cloud", "use2.us-gov-pure.cloud"} <= set(regions)
+
+
+def test_the_endpoint_is_an_output(template):
+    assert "/guest-tokens" in template["Outputs"]["GuestTokenEndpoint"]["Value"]["Fn::Sub"]
