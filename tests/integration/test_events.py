@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel
+from samtranslator.yaml_helper import yaml_parse
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "events"
@@ -30,8 +31,6 @@ def test_every_event_file_is_documented_in_the_readme():
 
 
 def test_env_json_sets_only_variables_the_template_declares():
-    from samtranslator.yaml_helper import yaml_parse
-
     template = yaml_parse((REPO / "template.yaml").read_text())
     declared = set(template["Resources"]["GuestTokenFunction"]["Properties"]["Environment"]["Variables"])
     overrides = json.loads((EVENTS / "env.json").read_text())

@@ -1,0 +1,83 @@
+"""`make run`'s server, driven by the README's own curl command: the token's claims match the request."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jwt
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[str], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[0]
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    pytest.fail(f"make run's server did not listen on {port}")
+
+
+def readme_curl() -> str:
+    [command] = re.findall(
+        r"^curl -s -X POST http://127\.0\.0\.1:3000/guest-tokens .*$", (REPO / "README.md").read_text(), re.MULTILINE
+    )
+    return command
+
+
+@pytest.mark.slow
+def test_make_run_serves_the_readme_curl_a_token_matching_the_request():
+    api, genesys, secrets = free_port(), free_port(), free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "devtools.run_local",
+            "--port",
+            str(api),
+            "--genesys-port",
+            str(genesys),
+            "--secrets-port",
+            str(secrets),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for_port(api, server)
+        command = readme_curl().replace(":3000", f":{api}")
+        result = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=30, check=True)
+        body = json.loads(result.stdout)
+        request = json.loads(shlex.split(command)[-1])
+
+        jwks = jwt.PyJWKClient(f"http://127.0.0.1:{genesys}/.well-known/jwks.json")
+        key = jwks.get_signing_key_from_jwt(body["token"]).key
+        claims = jwt.decode(body["token"], key, algorithms=["RS256"])
+        assert claims["sub"] == body["guestId"]
+        assert claims["scope"].split() == body["scopes"] == ["webmessaging:guest:send", "webmessaging:guest:receive"]
+        assert claims["exp"] - claims["iat"] == {"short": 3600}[request["duration"]]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=30)
+    assert server.returncode == 0, output
+    assert "demo-client-secret" not in output
+    assert body["token"] not in output

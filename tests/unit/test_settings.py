@@ -1,0 +1,68 @@
+"""Settings: defaults, region-derived URLs, and refusals that name the variable at fault."""
+
+from __future__ import annotations
+
+import pytest
+from guest_token.errors import ConfigurationError
+from guest_token.settings import DEFAULT_ALLOWED_SCOPES, load_settings
+
+BASE = {"GENESYS_CREDENTIALS_SECRET_ID": "genesys/creds"}
+
+
+def test_defaults():
+    settings = load_settings(BASE)
+    assert settings.region == "mypurecloud.com"
+    assert settings.oauth_base_url == "https://login.mypurecloud.com"
+    assert settings.api_base_url == "https://api.mypurecloud.com"
+    assert settings.guest_token_path == "/api/v2/webmessaging/guests/generate-token"
+    assert settings.allowed_scopes == DEFAULT_ALLOWED_SCOPES
+    assert settings.max_token_lifetime_seconds == 86400
+    assert settings.jwks_url is None
+    assert not settings.origin_allowed("https://www.example.com")  # nothing is allowed until configured
+
+
+@pytest.mark.parametrize(
+    "region", ["mypurecloud.ie", "usw2.pure.cloud", "use2.us-gov-pure.cloud", "mypurecloud.com.au"]
+)
+def test_region_gives_the_login_and_api_hosts(region):
+    settings = load_settings({**BASE, "GENESYS_REGION": region})
+    assert settings.oauth_base_url == f"https://login.{region}"
+    assert settings.api_base_url == f"https://api.{region}"
+
+
+def test_overrides_win_over_the_region():
+    settings = load_settings(
+        {**BASE, "GENESYS_OAUTH_BASE_URL": "http://127.0.0.1:8100/", "GENESYS_API_BASE_URL": "https://proxy.example"}
+    )
+    assert settings.oauth_base_url == "http://127.0.0.1:8100"
+    assert settings.api_base_url == "https://proxy.example"
+
+
+def test_origins_are_exact_and_a_wildcard_allows_any():
+    settings = load_settings({**BASE, "ALLOWED_ORIGINS": " https://a.example , https://b.example:8443 "})
+    assert settings.origin_allowed("https://a.example")
+    assert settings.origin_allowed("https://b.example:8443")
+    assert not settings.origin_allowed("https://b.example")
+    assert not settings.origin_allowed(None)
+    assert load_settings({**BASE, "ALLOWED_ORIGINS": "*"}).origin_allowed("http://anything:1")
+
+
+@pytest.mark.parametrize(
+    ("environ", "variable"),
+    [
+        ({}, "GENESYS_CREDENTIALS_SECRET_ID"),
+        ({**BASE, "GENESYS_REGION": "https://mypurecloud.com"}, "GENESYS_REGION"),
+        ({**BASE, "GENESYS_API_BASE_URL": "http://api.mypurecloud.com"}, "GENESYS_API_BASE_URL"),
+        ({**BASE, "GENESYS_OAUTH_BASE_URL": "ftp://login.example"}, "GENESYS_OAUTH_BASE_URL"),
+        ({**BASE, "GENESYS_JWKS_URL": "not a url"}, "GENESYS_JWKS_URL"),
+        ({**BASE, "MAX_TOKEN_LIFETIME_SECONDS": "90000"}, "MAX_TOKEN_LIFETIME_SECONDS"),
+        ({**BASE, "MAX_TOKEN_LIFETIME_SECONDS": "a day"}, "MAX_TOKEN_LIFETIME_SECONDS"),
+        ({**BASE, "ALLOWED_SCOPES": "webmessaging:guest:read"}, "ALLOWED_SCOPES"),
+        ({**BASE, "GENESYS_GUEST_TOKEN_PATH": "api/v2/x"}, "GENESYS_GUEST_TOKEN_PATH"),
+        ({**BASE, "CREDENTIALS_CACHE_SECONDS": "-1"}, "CREDENTIALS_CACHE_SECONDS"),
+    ],
+)
+def test_bad_configuration_names_the_variable(environ, variable):
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings(environ)
+    assert variable in str(raised.value)
