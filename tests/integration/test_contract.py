@@ -263,3 +263,20 @@ def test_every_error_has_the_documented_shape(invoke):
         assert {"code", "message", "requestId"} <= set(error)
         assert answer.headers["Content-Type"] == "application/json"
         assert answer.headers["Cache-Control"] == "no-store"
+
+
+def test_an_unreachable_secrets_manager_is_upstream_unavailable(invoke, env):
+    env.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://127.0.0.1:9")  # nothing listens there
+    answer = invoke({})
+    assert (answer.status, answer.error_code) == (503, "upstream_unavailable")
+    [failed] = [line for line in answer.logs if line.get("event") == "token_failed"]
+    assert "Secrets Manager unreachable" in failed["detail"]
+
+
+@pytest.mark.parametrize("secret", ["not json", '["a"]', '{"clientId": "x"}', '{"clientId": "", "clientSecret": "y"}'])
+def test_a_secret_that_is_not_the_expected_json_is_an_internal_error(invoke, secrets_manager, secret):
+    secrets_manager.put_secret_value(SecretId="genesys-guest-token/test", SecretString=secret)
+    answer = invoke({})
+    assert (answer.status, answer.error_code) == (500, "internal_error")
+    [failed] = [line for line in answer.logs if line.get("event") == "token_failed"]
+    assert "genesys-guest-token/test" in failed["detail"]

@@ -35,21 +35,23 @@ app = APIGatewayRestResolver()
 
 @app.post(GUEST_TOKENS_PATH)
 def create_guest_token() -> Response[Any]:
-    app.context.update(started=time.perf_counter(), audit={"origin": _origin()})
-    observability.audit(observability.REQUEST_RECEIVED, origin=_origin())
+    # The audit fields grow as the request is understood; the error handler reports whatever is known.
+    audit: dict[str, Any] = {"origin": _origin()}
+    app.context.update(started=time.perf_counter(), audit=audit)
+    observability.audit(observability.REQUEST_RECEIVED, **audit)
     settings = get_settings()
     origin = _require_allowed_origin(settings)
     request = parse_guest_token_request(_body_text(), settings)
-    app.context["audit"].update(
+    audit.update(
         guestId=request.guest_id, newGuest=request.new_guest, duration=request.duration, scopes=list(request.scopes)
     )
 
-    result, correlation_id = issue_guest_token(settings, request, Deadline.from_context(app.lambda_context))
+    result = issue_guest_token(settings, request, Deadline.from_context(app.lambda_context), audit)
 
     latency_ms = _latency_ms()
     observability.audit(
         observability.TOKEN_ISSUED,
-        **{**app.context["audit"], "genesysCorrelationId": correlation_id},
+        **audit,
         outcome="issued",
         status=200,
         expiresAt=result.expiresAt,
@@ -80,9 +82,9 @@ def preflight() -> Response[Any]:
 
 
 def issue_guest_token(
-    settings: Settings, request: GuestTokenRequest, deadline: Deadline
-) -> tuple[GuestTokenResponse, str | None]:
-    """Ask Genesys for the guest's token and check it; returns the response body and Genesys' correlation id."""
+    settings: Settings, request: GuestTokenRequest, deadline: Deadline, audit: dict[str, Any]
+) -> GuestTokenResponse:
+    """Ask Genesys for the guest's token and check it; Genesys' correlation id goes into ``audit``."""
     issued = oauth.call_with_access_token(
         settings,
         deadline,
@@ -95,19 +97,16 @@ def issue_guest_token(
             deadline=deadline,
         ),
     )
-    app.context["audit"]["genesysCorrelationId"] = issued.correlation_id
+    audit["genesysCorrelationId"] = issued.correlation_id
     verified = verify.verify_guest_token(
         settings, issued.token, guest_id=request.guest_id, scopes=request.scopes, deadline=deadline
     )
-    return (
-        GuestTokenResponse(
-            token=issued.token,
-            guestId=request.guest_id,
-            scopes=list(verified.scopes),
-            expiresIn=max(0, verified.expires_at - int(time.time())),
-            expiresAt=datetime.fromtimestamp(verified.expires_at, UTC).isoformat().replace("+00:00", "Z"),
-        ),
-        issued.correlation_id,
+    return GuestTokenResponse(
+        token=issued.token,
+        guestId=request.guest_id,
+        scopes=list(verified.scopes),
+        expiresIn=max(0, verified.expires_at - int(time.time())),
+        expiresAt=datetime.fromtimestamp(verified.expires_at, UTC).isoformat().replace("+00:00", "Z"),
     )
 
 
