@@ -280,3 +280,26 @@ def test_a_secret_that_is_not_the_expected_json_is_an_internal_error(invoke, sec
     assert (answer.status, answer.error_code) == (500, "internal_error")
     [failed] = [line for line in answer.logs if line.get("event") == "token_failed"]
     assert "genesys-guest-token/test" in failed["detail"]
+
+
+def emf(answer) -> dict:
+    [blob] = [blob for blob in answer.metrics if "HandlerLatency" in blob]
+    return blob
+
+
+def test_metrics_read_as_latency_and_success_rate(invoke, emulator):
+    issued = emf(invoke({}))
+    [directive] = issued["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "GenesysGuestTokens"
+    assert directive["Dimensions"] == [["service"]]
+    units = {metric["Name"]: metric["Unit"] for metric in directive["Metrics"]}
+    assert units["GenesysGuestTokenLatency"] == units["HandlerLatency"] == "Milliseconds"
+    assert issued["TokenRequestSuccess"] in (1.0, [1.0])
+
+    emulator.add_fault("guest-token", status=503, times=None)
+    failed = emf(invoke({}))
+    assert failed["TokenRequestSuccess"] in (0.0, [0.0])
+    assert len(failed["GenesysGuestTokenLatency"]) == 3  # one value per attempt
+
+    # A caller's own mistake is not a service failure: it stays out of the success rate.
+    assert "TokenRequestSuccess" not in emf(invoke({"duration": "forever"}))

@@ -22,6 +22,7 @@ REQUEST_RECEIVED = "token_request_received"
 TOKEN_ISSUED = "token_issued"
 TOKEN_FAILED = "token_failed"
 UPSTREAM_CALL = "genesys_call"
+_LATENCY_METRIC = {"oauth": "GenesysOAuthLatency", "guest-token": "GenesysGuestTokenLatency"}
 
 
 def audit(event: str, *, warning: bool = False, **fields: Any) -> None:
@@ -34,9 +35,6 @@ def upstream_call(call: str, **fields: Any) -> None:
     logger.info(UPSTREAM_CALL, extra={"event": UPSTREAM_CALL, "call": call, **fields})
     if fields.get("latencyMs") is not None:
         metrics.add_metric(name=_LATENCY_METRIC[call], unit=MetricUnit.Milliseconds, value=fields["latencyMs"])
-
-
-_LATENCY_METRIC = {"oauth": "GenesysOAuthLatency", "guest-token": "GenesysGuestTokenLatency"}
 
 
 def request_finished(*, issued: bool, status: int, latency_ms: float) -> None:
