@@ -56,6 +56,10 @@ class Answer:
     def error_code(self) -> str:
         return str(self.json["error"]["code"])
 
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """The log lines of one audit event, in order."""
+        return [line for line in self.logs if line.get("event") == name]
+
 
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[GenesysEmulator]:

@@ -209,7 +209,7 @@ def test_genesys_refusing_the_request_is_an_upstream_error_without_its_body(invo
     answer = invoke({})
     assert (answer.status, answer.error_code) == (502, "upstream_error")
     assert "missing.any.permissions" not in answer.body
-    [failed] = [line for line in answer.logs if line.get("event") == "token_failed"]
+    [failed] = answer.events("token_failed")
     assert "403 missing.any.permissions" in failed["detail"]
     assert failed["genesysCorrelationId"]
 
@@ -246,7 +246,7 @@ def test_an_unreadable_secret_is_an_internal_error_naming_the_secret_not_its_val
     answer = invoke({})
     assert (answer.status, answer.error_code) == (500, "internal_error")
     assert answer.json["error"]["message"] == "The service could not handle the request."
-    [failed] = [line for line in answer.logs if line.get("event") == "token_failed"]
+    [failed] = answer.events("token_failed")
     assert "no-such-secret" in failed["detail"]
 
 
@@ -269,7 +269,7 @@ def test_an_unreachable_secrets_manager_is_upstream_unavailable(invoke, env):
     env.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://127.0.0.1:9")  # nothing listens there
     answer = invoke({})
     assert (answer.status, answer.error_code) == (503, "upstream_unavailable")
-    [failed] = [line for line in answer.logs if line.get("event") == "token_failed"]
+    [failed] = answer.events("token_failed")
     assert "Secrets Manager unreachable" in failed["detail"]
 
 
@@ -278,7 +278,7 @@ def test_a_secret_that_is_not_the_expected_json_is_an_internal_error(invoke, sec
     secrets_manager.put_secret_value(SecretId="genesys-guest-token/test", SecretString=secret)
     answer = invoke({})
     assert (answer.status, answer.error_code) == (500, "internal_error")
-    [failed] = [line for line in answer.logs if line.get("event") == "token_failed"]
+    [failed] = answer.events("token_failed")
     assert "genesys-guest-token/test" in failed["detail"]
 
 
