@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_url,
+            "SECRETS_MANAGER_ENDPOINT_URL": secrets_url,
             "POWERTOOLS_SERVICE_NAME": "genesys-guest-token",
             "POWERTOOLS_METRICS_NAMESPACE": "GenesysGuestTokens",
             "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "INFO"),

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import jwt
 import pytest
 
+from devtools.local_api import build_event
 from tests.conftest import ORIGIN, SCOPES_DEFAULT
 
 GUEST = "3f2b8c1e-9a4d-4e6f-8b7a-1c2d3e4f5a6b"
@@ -93,6 +94,28 @@ def test_a_body_that_is_not_a_json_object_is_invalid_json(invoke, emulator, raw)
     assert answer.error_code == "invalid_json"
     assert answer.json["error"]["requestId"]
     assert emulator.count("oauth") == emulator.count("guest-token") == 0
+
+
+# ---- 415 unsupported_media_type -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "text/json"])
+def test_a_body_not_sent_as_json_is_refused_before_genesys_is_asked(invoke, emulator, content_type):
+    # API Gateway caps JSON bodies only (template.yaml), so the function must not read other kinds.
+    answer = invoke({}, headers={"Content-Type": content_type})
+    assert (answer.status, answer.error_code) == (415, "unsupported_media_type")
+    assert emulator.count("oauth") == emulator.count("guest-token") == 0
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "Application/JSON", None])
+def test_json_with_a_charset_or_no_content_type_at_all_is_accepted(invoke, content_type):
+    event = build_event(
+        "POST",
+        "/guest-tokens",
+        headers={"Origin": ORIGIN} | ({"Content-Type": content_type} if content_type else {}),
+        body="{}",
+    )
+    assert invoke(event=event).status == 200
 
 
 # ---- 422 invalid_request ------------------------------------------------------------------------------
@@ -266,7 +289,7 @@ def test_every_error_has_the_documented_shape(invoke):
 
 
 def test_an_unreachable_secrets_manager_is_upstream_unavailable(invoke, env):
-    env.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://127.0.0.1:9")  # nothing listens there
+    env.setenv("SECRETS_MANAGER_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
     answer = invoke({})
     assert (answer.status, answer.error_code) == (503, "upstream_unavailable")
     [failed] = answer.events("token_failed")

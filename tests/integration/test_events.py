@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
-from pathlib import Path
 
 import pytest
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel
 from samtranslator.yaml_helper import yaml_parse
 
-REPO = Path(__file__).resolve().parents[2]
-EVENTS = REPO / "events"
-# A README row: | `events/new-guest.json` | what it sends | `200` | or `400 invalid_json` |
-ROW = re.compile(r"^\|\s*`events/([\w.-]+\.json)`\s*\|[^|]*\|\s*`(\d{3})(?: (\w+))?`\s*\|", re.MULTILINE)
-
-
-def documented_answers() -> dict[str, tuple[int, str | None]]:
-    rows = ROW.findall((REPO / "README.md").read_text())
-    return {name: (int(status), code or None) for name, status, code in rows}
-
-
-def event_files() -> list[str]:
-    return sorted(path.name for path in EVENTS.glob("*.json") if path.name != "env.json")
+from tests.documented_events import EVENTS, REPO, documented_answers, event_files
 
 
 def test_every_event_file_is_documented_in_the_readme():

@@ -18,6 +18,7 @@ def test_defaults():
     assert settings.allowed_scopes == DEFAULT_ALLOWED_SCOPES
     assert settings.max_token_lifetime_seconds == 86400
     assert settings.jwks_url is None
+    assert settings.secrets_manager_endpoint_url is None  # AWS's own endpoint
     assert not settings.origin_allowed("https://www.example.com")  # nothing is allowed until configured
 
 
@@ -36,6 +37,11 @@ def test_overrides_win_over_the_region():
     )
     assert settings.oauth_base_url == "http://127.0.0.1:8100"
     assert settings.api_base_url == "https://proxy.example"
+
+
+def test_a_local_secrets_manager_may_be_plain_http_for_sam_local():
+    settings = load_settings({**BASE, "SECRETS_MANAGER_ENDPOINT_URL": "http://host.docker.internal:5100/"})
+    assert settings.secrets_manager_endpoint_url == "http://host.docker.internal:5100"
 
 
 def test_origins_are_exact_and_a_wildcard_allows_any():
@@ -60,6 +66,7 @@ def test_origins_are_exact_and_a_wildcard_allows_any():
         ({**BASE, "ALLOWED_SCOPES": "webmessaging:guest:read"}, "ALLOWED_SCOPES"),
         ({**BASE, "GENESYS_GUEST_TOKEN_PATH": "api/v2/x"}, "GENESYS_GUEST_TOKEN_PATH"),
         ({**BASE, "CREDENTIALS_CACHE_SECONDS": "-1"}, "CREDENTIALS_CACHE_SECONDS"),
+        ({**BASE, "SECRETS_MANAGER_ENDPOINT_URL": "http://secrets.example"}, "SECRETS_MANAGER_ENDPOINT_URL"),
     ],
 )
 def test_bad_configuration_names_the_variable(environ, variable):

@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from . import genesys, oauth, observability, verify
 from .budget import Deadline
-from .errors import InvalidJson, MethodNotAllowed, NotFound, OriginNotAllowed, ServiceError
+from .errors import InvalidJson, MethodNotAllowed, NotFound, OriginNotAllowed, ServiceError, UnsupportedMediaType
 from .models import GuestTokenRequest, GuestTokenResponse, parse_guest_token_request
 from .observability import logger, metrics
 from .settings import Settings, get_settings
@@ -41,6 +41,7 @@ def create_guest_token() -> Response[Any]:
     observability.audit(observability.REQUEST_RECEIVED, **audit)
     settings = get_settings()
     origin = _require_allowed_origin(settings)
+    _require_json_content_type()
     request = parse_guest_token_request(_body_text(), settings)
     audit.update(
         guestId=request.guest_id, newGuest=request.new_guest, duration=request.duration, scopes=list(request.scopes)
@@ -175,6 +176,14 @@ def _require_allowed_origin(settings: Settings) -> str:
     if origin is None or not settings.origin_allowed(origin):
         raise OriginNotAllowed(log_detail=f"origin {origin!r} is not in ALLOWED_ORIGINS")
     return origin
+
+
+def _require_json_content_type() -> None:
+    # API Gateway's body cap (the request model in template.yaml) checks JSON bodies only, and it treats a
+    # request without Content-Type as JSON; anything else would slip past the cap.
+    content_type = app.current_event.headers.get("Content-Type")
+    if content_type is not None and content_type.split(";")[0].strip().lower() != "application/json":
+        raise UnsupportedMediaType(log_detail=f"Content-Type {content_type[:100]!r} is not application/json")
 
 
 def _cors_headers(settings: Settings, origin: str | None) -> dict[str, str]:

@@ -11,6 +11,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
+import boto3
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
 from botocore.config import Config
@@ -40,16 +41,17 @@ class ClientCredentials:
 
 
 @functools.cache
-def _provider() -> SecretsProvider:
+def _provider(endpoint_url: str | None) -> SecretsProvider:
     # Created on first use, not at import: building a boto3 client costs cold-start time.
-    return SecretsProvider(boto_config=_BOTO_CONFIG)
+    client = boto3.client("secretsmanager", config=_BOTO_CONFIG, endpoint_url=endpoint_url)
+    return SecretsProvider(boto3_client=client)
 
 
 def get_credentials(settings: Settings, deadline: Deadline, *, force_refresh: bool = False) -> ClientCredentials:
     secret_id = settings.credentials_secret_id
     deadline.check("reading the credentials secret")
     try:
-        value: Any = _provider().get(
+        value: Any = _provider(settings.secrets_manager_endpoint_url).get(
             secret_id, max_age=settings.credentials_cache_seconds, transform="json", force_fetch=force_refresh
         )
     except TransformParameterError:

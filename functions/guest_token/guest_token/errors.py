@@ -43,6 +43,12 @@ class InvalidJson(ServiceError):
     default_message = "The request body must be a JSON object."
 
 
+class UnsupportedMediaType(ServiceError):
+    status = 415
+    code = "unsupported_media_type"
+    default_message = "Send the request body as application/json."
+
+
 class InvalidRequest(ServiceError):
     status = 422
     code = "invalid_request"

@@ -47,6 +47,8 @@ class Settings:
     api_base_url: str
     guest_token_path: str
     jwks_url: str | None
+    # Only for `sam local invoke` against a local Secrets Manager; None means AWS's own endpoint.
+    secrets_manager_endpoint_url: str | None
 
     @property
     def allow_any_origin(self) -> bool:
@@ -116,6 +118,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         raise ConfigurationError(f"GENESYS_GUEST_TOKEN_PATH must start with '/', got {guest_token_path!r}")
 
     jwks_url = environ.get("GENESYS_JWKS_URL", "").strip()
+    secrets_endpoint = environ.get("SECRETS_MANAGER_ENDPOINT_URL", "").strip()
     return Settings(
         allowed_origins=frozenset(_split(environ.get("ALLOWED_ORIGINS", ""))),
         allowed_scopes=allowed_scopes,
@@ -135,6 +138,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         ),
         guest_token_path=guest_token_path,
         jwks_url=_base_url("GENESYS_JWKS_URL", jwks_url) if jwks_url else None,
+        secrets_manager_endpoint_url=(
+            _base_url("SECRETS_MANAGER_ENDPOINT_URL", secrets_endpoint) if secrets_endpoint else None
+        ),
     )
 
 

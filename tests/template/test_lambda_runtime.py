@@ -1,0 +1,227 @@
+"""The package `sam build` produces, run the way Lambda runs it, answers every events/ file as the README says.
+
+No Docker: AWS's runtime interface emulator (the `aws-lambda-rie` binary inside aws-sam-cli) runs
+`python -m awslambdaric` with the built function as the task root and the built layer's `python/` where Lambda
+puts /opt/python, on 127.0.0.1 only. `.venv/lambda-runtime` (awslambdaric and boto3, installed by
+`make test`) plays /var/runtime, and ``python -S`` keeps the development venv out of sight. The function's
+environment is what `sam local invoke --env-vars events/env.json` would give it, with host.docker.internal
+replaced by the loopback ports of the Genesys emulator and a moto server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import jwt
+import pytest
+import samcli
+import urllib3
+from moto.server import ThreadedMotoServer
+from samtranslator.yaml_helper import yaml_parse
+
+from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, GenesysEmulator
+from tests.documented_events import EVENTS, REPO, documented_answers, event_files
+from tests.template.test_template import offline_env
+
+pytestmark = pytest.mark.slow
+
+RIE = (
+    Path(samcli.__file__).parent
+    / "local"
+    / "rapid"
+    / f"aws-lambda-rie-{platform.machine().replace('aarch64', 'arm64')}"
+)
+LAMBDA_RUNTIME = REPO / ".venv" / "lambda-runtime"
+ARCHITECTURE = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()]
+# What Lambda's bootstrap does: start the runtime interface client with the handler's name.
+BOOTSTRAP = '#!/bin/sh\nexec "$RUNTIME_PYTHON" -S -m awslambdaric "$_HANDLER"\n'
+
+
+@dataclass(frozen=True)
+class Runtime:
+    url: str
+    log: Path
+
+    def function_log(self) -> str:
+        """What the function printed lately (its JSON log lines), without the emulator's own lines."""
+        lines = [line for line in self.log.read_text().splitlines() if "(rapid)" not in line]
+        return "\n".join(lines[-20:])
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture(scope="module")
+def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`sam build` for this machine's architecture (the template's Architecture parameter)."""
+    home = tmp_path_factory.mktemp("home")
+    build = tmp_path_factory.mktemp("sam") / "build"
+    result = subprocess.run(
+        [
+            *(Path(sys.executable).parent / "sam", "build", "--build-dir", str(build)),
+            *("--parameter-overrides", f"Architecture={ARCHITECTURE}"),
+        ],
+        capture_output=True,
+        text=True,
+        env=offline_env(HOME=str(home), AWS_DEFAULT_REGION="us-east-1"),
+        cwd=REPO,
+        check=False,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return build
+
+
+def function_environment(build_dir: Path) -> dict[str, str]:
+    """The function's variables as `sam local invoke --env-vars events/env.json` resolves them."""
+    template = yaml_parse((build_dir / "template.yaml").read_text())
+    function = template["Resources"]["GuestTokenFunction"]["Properties"]
+    defaults = {name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()}
+    variables = {
+        name: defaults[value["Ref"]] if isinstance(value, dict) else str(value)
+        for name, value in function["Environment"]["Variables"].items()
+    }
+    variables.update(json.loads((EVENTS / "env.json").read_text())["GuestTokenFunction"])
+    return variables
+
+
+@pytest.fixture(scope="module")
+def local_secrets_manager() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def lambda_runtime(
+    build_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    emulator: GenesysEmulator,
+    local_secrets_manager: str,
+) -> Iterator[Runtime]:
+    """The built function under aws-lambda-rie."""
+    if not (LAMBDA_RUNTIME / "awslambdaric").is_dir():
+        pytest.fail(f"{LAMBDA_RUNTIME} is missing: run `make test`, which installs it")
+    variables = function_environment(build_dir)
+    # A container reaches the emulators as host.docker.internal:8100 and :5100; here they are on loopback.
+    for container_url, loopback_url in (
+        ("http://host.docker.internal:8100", emulator.base_url),
+        ("http://host.docker.internal:5100", local_secrets_manager),
+    ):
+        names = [name for name, value in variables.items() if value.startswith(container_url)]
+        assert names, f"events/env.json points nothing at {container_url}"
+        variables.update({name: variables[name].replace(container_url, loopback_url) for name in names})
+    boto3.client(
+        "secretsmanager",
+        endpoint_url=local_secrets_manager,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).create_secret(
+        Name=variables["GENESYS_CREDENTIALS_SECRET_ID"],
+        SecretString=json.dumps({"clientId": DEMO_CLIENT_ID, "clientSecret": DEMO_CLIENT_SECRET}),
+    )
+
+    function = yaml_parse((build_dir / "template.yaml").read_text())["Resources"]["GuestTokenFunction"]["Properties"]
+    task_root = build_dir / "GuestTokenFunction"
+    workdir = tmp_path_factory.mktemp("runtime")
+    bootstrap = workdir / "bootstrap"
+    bootstrap.write_text(BOOTSTRAP)
+    bootstrap.chmod(0o755)
+    api_port, runtime_api_port = free_port(), free_port()
+    environment = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(workdir),
+        "LAMBDA_TASK_ROOT": str(task_root),
+        # Lambda's /var/task, /opt/python and /var/runtime, in Lambda's order.
+        "PYTHONPATH": os.pathsep.join(
+            [str(task_root), str(build_dir / "DependenciesLayer" / "python"), str(LAMBDA_RUNTIME)]
+        ),
+        "RUNTIME_PYTHON": sys.executable,
+        "_HANDLER": function["Handler"],
+        "AWS_LAMBDA_FUNCTION_NAME": "GuestTokenFunction",
+        "AWS_LAMBDA_FUNCTION_TIMEOUT": str(function["Timeout"]),
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function["MemorySize"]),
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        **variables,
+    }
+    log_path = workdir / "runtime.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                *(str(RIE), "--runtime-interface-emulator-address", f"127.0.0.1:{api_port}"),
+                *("--runtime-api-address", f"127.0.0.1:{runtime_api_port}", str(bootstrap)),
+            ],
+            cwd=task_root,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not listening(api_port):
+                assert process.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, "aws-lambda-rie did not listen"
+                time.sleep(0.05)
+            yield Runtime(f"http://127.0.0.1:{api_port}/2015-03-31/functions/function/invocations", log_path)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def invoke(runtime: Runtime, event: dict[str, Any]) -> dict[str, Any]:
+    response = urllib3.request("POST", runtime.url, body=json.dumps(event).encode(), timeout=30.0)
+    assert response.status == 200, runtime.function_log()
+    result: dict[str, Any] = json.loads(response.data)
+    # A broken package shows here: {"errorType": "Runtime.ImportModuleError", "errorMessage": ...}
+    assert "errorType" not in result, f"{result}\n{runtime.function_log()}"
+    return result
+
+
+@pytest.mark.parametrize("name", event_files())
+def test_the_built_package_answers_each_event_as_documented(lambda_runtime, emulator, name):
+    event = json.loads((EVENTS / name).read_text())
+    status, code = documented_answers()[name]
+
+    result = invoke(lambda_runtime, event)
+
+    assert result["statusCode"] == status, f"{result}\n{lambda_runtime.function_log()}"
+    if code is not None:
+        assert json.loads(result["body"])["error"]["code"] == code
+    if status == 200:
+        body = json.loads(result["body"])
+        claims = jwt.decode(body["token"], options={"verify_signature": False})
+        assert claims["sub"] == body["guestId"] == json.loads(event["body"]).get("guestId", body["guestId"])
+        assert result["multiValueHeaders"]["Access-Control-Allow-Origin"] == [event["headers"]["Origin"]]
+
+
+def test_warm_invocations_reuse_the_container_and_its_access_token(lambda_runtime, emulator):
+    event = json.loads((EVENTS / "new-guest.json").read_text())
+    oauth_calls = emulator.count("oauth")
+    for _ in range(3):
+        assert invoke(lambda_runtime, event)["statusCode"] == 200
+    assert emulator.count("oauth") == oauth_calls, "a warm container fetched a new OAuth token"
