@@ -12,12 +12,15 @@ LAMBDA_RUNTIME_STAMP := $(LAMBDA_RUNTIME)/.installed
 RUNTIME_PYTHON = $(shell devtools/find-python.sh)
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# The browser tests drive this Chromium; Playwright's own browser download does not work offline.
+export CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help run test lint build clean
+.PHONY: help run test lint build clean chromium
 
 help:
-	@echo "make run    serve the real handler on http://127.0.0.1:3000 with local Genesys and Secrets Manager"
-	@echo "make test   lint, type-check and run the whole test suite"
+	@echo "make run    serve the real handler on http://127.0.0.1:3000 with local Genesys and Secrets Manager,"
+	@echo "            and the widget demo on http://127.0.0.1:3080/demo/"
+	@echo "make test   lint, type-check and run the whole test suite (installs Debian's chromium if missing)"
 	@echo "make build  sam build (needs python3.12; ARCH=x86_64 for an x86_64 build)"
 
 $(STAMP): layers/dependencies/requirements.txt requirements-dev.txt
@@ -33,6 +36,13 @@ $(LAMBDA_RUNTIME_STAMP): devtools/lambda-runtime-requirements.txt $(STAMP)
 		--target $(LAMBDA_RUNTIME) -r devtools/lambda-runtime-requirements.txt
 	@touch $@
 
+# Debian's Chromium, installed only when missing (as root, or through sudo).
+chromium: $(CHROMIUM)
+$(CHROMIUM):
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo -E) \
+		apt-get install -y -qq --no-install-recommends chromium fonts-liberation
+
 run: $(STAMP)
 	$(PY) -m devtools.run_local
 
@@ -41,7 +51,7 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-test: lint $(LAMBDA_RUNTIME_STAMP)
+test: lint $(LAMBDA_RUNTIME_STAMP) $(CHROMIUM)
 	$(PY) -m pytest
 
 build: $(STAMP)

@@ -1,7 +1,9 @@
 """`make run`: the real handler behind http://127.0.0.1:3000, with a local Genesys and Secrets Manager.
 
-Starts the Genesys emulator, moto's server as Secrets Manager holding a demo secret, and the local API
-Gateway stand-in, all on loopback, then serves until Ctrl-C. No AWS account, no Docker.
+Starts the Genesys emulator, moto's server as Secrets Manager holding a demo secret, the local API Gateway
+stand-in, and the widget's demo page on two more origins (http://127.0.0.1:3080/demo/, which
+ALLOWED_ORIGINS allows, and http://127.0.0.1:3081/demo/, which it does not), all on loopback, then serves
+until Ctrl-C. No AWS account, no Docker. Port 0 picks a free port; the URLs printed say which.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
+from urllib.parse import urlsplit
 
 import boto3
 from moto.server import ThreadedMotoServer
 
+from devtools.demo_site import DemoSite
 from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, GenesysEmulator
 from devtools.local_api import LocalApi
 
@@ -31,13 +35,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     parser.add_argument("--genesys-port", type=int, default=int(os.environ.get("GENESYS_EMULATOR_PORT", "8100")))
     parser.add_argument("--secrets-port", type=int, default=int(os.environ.get("SECRETS_MANAGER_PORT", "5100")))
+    parser.add_argument("--demo-port", type=int, default=int(os.environ.get("DEMO_PORT", "3080")))
+    parser.add_argument(
+        "--blocked-demo-port",
+        type=int,
+        default=int(os.environ.get("BLOCKED_DEMO_PORT", "3081")),
+        help="the demo page again, from an origin ALLOWED_ORIGINS leaves out",
+    )
     args = parser.parse_args(argv)
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
     emulator = GenesysEmulator(HOST, args.genesys_port).start()
     secrets_manager = ThreadedMotoServer(ip_address=HOST, port=args.secrets_port, verbose=False)
     secrets_manager.start()
-    secrets_url = f"http://{HOST}:{args.secrets_port}"
+    secrets_url = "http://{}:{}".format(*secrets_manager.get_host_and_port())
 
     # Everything the template sets in AWS, pointed at the local stand-ins. Dummy AWS credentials: moto
     # accepts any, and nothing here may reach a real account.
@@ -54,9 +65,6 @@ def main(argv: list[str] | None = None) -> int:
             "GENESYS_OAUTH_BASE_URL": emulator.base_url,
             "GENESYS_API_BASE_URL": emulator.base_url,
             "GENESYS_JWKS_URL": emulator.jwks_url,
-            "ALLOWED_ORIGINS": os.environ.get(
-                "ALLOWED_ORIGINS", f"http://{HOST}:{args.port},http://localhost:{args.port}"
-            ),
         }
     )
     boto3.client("secretsmanager", endpoint_url=secrets_url).create_secret(
@@ -68,16 +76,28 @@ def main(argv: list[str] | None = None) -> int:
     from guest_token.app import lambda_handler  # noqa: PLC0415
 
     api = LocalApi(lambda_handler, HOST, args.port)
+    demo = DemoSite(f"{api.url}/guest-tokens", HOST, args.demo_port)
+    blocked_demo = DemoSite(f"{api.url}/guest-tokens", HOST, args.blocked_demo_port)
+    # Known only once the ports are bound; the handler reads its settings at the first request. The API's
+    # own origin (the README's curl) and the demo's, each also as localhost; never the blocked demo's.
+    os.environ.setdefault(
+        "ALLOWED_ORIGINS", ",".join(origin for url in (api.url, demo.origin) for origin in (url, _as_localhost(url)))
+    )
+    api_port = urlsplit(api.url).port
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    demo.start()
+    blocked_demo.start()
     print(f"Genesys emulator:       {emulator.base_url}", flush=True)
     print(f"Secrets Manager (moto): {secrets_url}  secret {SECRET_ID}", flush=True)
-    print(f"Guest-token API:        http://{HOST}:{args.port}/guest-tokens", flush=True)
+    print(f"Guest-token API:        {api.url}/guest-tokens", flush=True)
+    print(f"Demo page:              {demo.demo_url}", flush=True)
+    print(f"Demo, origin not allowed: {blocked_demo.demo_url}", flush=True)
     print(
-        f"Try: curl -s -X POST http://{HOST}:{args.port}/guest-tokens -H 'Origin: http://localhost:{args.port}' "
+        f"Try: curl -s -X POST {api.url}/guest-tokens -H 'Origin: http://localhost:{api_port}' "
         "-H 'Content-Type: application/json' -d '{\"duration\": \"short\"}'",
         flush=True,
     )
@@ -87,9 +107,15 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         api.stop()
+        demo.stop()
+        blocked_demo.stop()
         secrets_manager.stop()
         emulator.stop()
     return 0
+
+
+def _as_localhost(url: str) -> str:
+    return url.replace(f"//{HOST}:", "//localhost:", 1)
 
 
 if __name__ == "__main__":

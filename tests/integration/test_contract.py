@@ -242,6 +242,7 @@ def test_a_storm_of_429s_is_passed_on_with_retry_after(invoke, emulator):
     answer = invoke({})
     assert (answer.status, answer.error_code) == (429, "rate_limited")
     assert int(answer.headers["Retry-After"]) >= 1
+    assert answer.headers["Access-Control-Expose-Headers"] == "Retry-After"
     assert emulator.count("guest-token") == 3
 
 

@@ -136,6 +136,8 @@ def _error_response(error: ServiceError, extra_headers: dict[str, str] | None = 
     headers = {"Cache-Control": "no-store", **(extra_headers or {})}
     if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)
+        # Cross-origin scripts see only CORS-safelisted headers unless told; the widget must read this one.
+        headers["Access-Control-Expose-Headers"] = "Retry-After"
     with contextlib.suppress(ServiceError):  # misconfigured: no origin is known to be allowed
         headers.update(_cors_headers(get_settings(), _origin()))
 

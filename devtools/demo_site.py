@@ -1,0 +1,73 @@
+"""A web site on its own loopback origin that embeds the widget client: serves ``widget/`` (the demo page
+at ``/demo/``, the client module beside it) as a company's site would, so the browser talks to the
+guest-token API cross-origin, with CORS, as in production. Not deployed.
+
+``/demo/config.json`` tells the page which endpoint to call.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+WIDGET_DIR = Path(__file__).resolve().parent.parent / "widget"
+CONFIG_PATH = "/demo/config.json"
+
+
+class DemoSite:
+    """Serves ``widget/`` on ``http://host:port``; the socket is bound at construction (port 0: a free one)."""
+
+    def __init__(self, endpoint: str, host: str = "127.0.0.1", port: int = 0) -> None:
+        config = json.dumps({"endpoint": endpoint}).encode()
+
+        class Handler(SimpleHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = urlsplit(self.path).path
+                if path == "/":
+                    self.send_response(302)
+                    self.send_header("Location", "/demo/")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                elif path == CONFIG_PATH:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(config)))
+                    self.end_headers()
+                    self.wfile.write(config)
+                else:
+                    super().do_GET()
+
+            def end_headers(self) -> None:
+                self.send_header("Cache-Control", "no-store")  # edits to the page show on reload
+                super().end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer((host, port), partial(Handler, directory=str(WIDGET_DIR)))
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def origin(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def demo_url(self) -> str:
+        return f"{self.origin}/demo/"
+
+    def start(self) -> DemoSite:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="demo-site", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:  # shutdown() waits for a serve_forever() that never started
+            self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,220 @@
+"""Fixtures for the tests in a real browser: `make run`'s servers on free loopback ports, and Debian's
+Chromium driven by Playwright (its own browser download does not work offline; the Makefile installs
+Chromium). Every test gets a fresh browser context (no storage) and, at its end, a check that no token
+reached the console or the page's storage."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+import urllib3
+from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request, Response, sync_playwright
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# As root in a container, without a GPU, and without the background calls to Google that a closed network
+# refuses. Playwright gives each launch a fresh, empty user data dir.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+STORAGE_KEY = "genesys-guest-token:guest-id"
+http = urllib3.PoolManager()
+
+
+@dataclass
+class LocalStack:
+    """`make run` (devtools.run_local) on free ports, and a handle on its Genesys emulator."""
+
+    endpoint: str
+    demo: str
+    blocked_demo: str
+    genesys: str
+    output: list[str]
+
+    def genesys_control(self, method: str, action: str, body: dict[str, Any] | None = None) -> Any:
+        response = http.request(method, f"{self.genesys}/__emulator/{action}", json=body)
+        assert response.status in (200, 204), response.data
+        return response.json() if response.status == 200 else None
+
+    def add_fault(self, **fault: Any) -> None:
+        self.genesys_control("POST", "faults", {"route": "guest-token", **fault})
+
+    def guest_token_calls(self) -> list[dict[str, Any]]:
+        """The guest-token requests Genesys received, oldest first (time and status, no bodies)."""
+        requests = self.genesys_control("GET", "requests")["requests"]
+        return [request for request in requests if request["route"] == "guest-token"]
+
+
+@pytest.fixture(scope="package")
+def stack() -> Iterator[LocalStack]:
+    command = [sys.executable, "-m", "devtools.run_local"]
+    for option in ("--port", "--genesys-port", "--secrets-port", "--demo-port", "--blocked-demo-port"):
+        command += [option, "0"]
+    process = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_clean_env()
+    )
+    stdout = process.stdout
+    assert stdout is not None
+    output: list[str] = []
+    started = threading.Event()
+
+    def drain() -> None:
+        # The handler logs every request to stdout: keep reading so the server never blocks on a full pipe.
+        for line in stdout:
+            output.append(line)
+            if line.startswith("Try: "):
+                started.set()
+        started.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    try:
+        started.wait(60)
+        printed = "".join(output)
+        assert process.poll() is None and "Try: " in printed, printed
+
+        def url(label: str) -> str:
+            match = re.search(rf"^{re.escape(label)}:\s+(\S+)$", printed, re.MULTILINE)
+            assert match, printed
+            return match.group(1)
+
+        yield LocalStack(
+            endpoint=url("Guest-token API"),
+            demo=url("Demo page"),
+            blocked_demo=url("Demo, origin not allowed"),
+            genesys=url("Genesys emulator"),
+            output=output,
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def _clean_env() -> dict[str, str]:
+    # run_local computes the allowlist from the ports it gets; a value from the environment would win.
+    return {name: value for name, value in os.environ.items() if name != "ALLOWED_ORIGINS"}
+
+
+@pytest.fixture(autouse=True)
+def fresh_genesys(stack: LocalStack) -> None:
+    stack.genesys_control("POST", "reset")
+
+
+@pytest.fixture(scope="package")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="package")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make test` installs Debian's chromium"
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@dataclass
+class Widget:
+    """The demo page in a fresh browser context, with what went over the network and to the console."""
+
+    page: Page
+    endpoint: str
+    console: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    sent: list[dict[str, Any]] = field(default_factory=list)  # bodies POSTed to the endpoint
+    tokens: list[dict[str, Any]] = field(default_factory=list)  # the 200 answers' bodies
+    _answers: int = 0  # 200 answers seen; their bodies are read asynchronously
+
+    def open(self, url: str, **query: str) -> None:
+        self.page.goto(f"{url}?{urlencode(query)}" if query else url)
+
+    def wait_for_tokens(self, count: int, timeout: float = 15_000) -> None:
+        """Until the page has shown ``count`` tokens since it loaded, and their bodies are in ``tokens``."""
+        self.page.wait_for_function(
+            "count => Number(document.getElementById('token-count').textContent) >= count", arg=count, timeout=timeout
+        )
+        while len(self.tokens) < self._answers:
+            self.page.wait_for_timeout(20)  # lets Playwright deliver the response bodies
+
+    def wait_for_error(self, code: str, timeout: float = 15_000) -> dict[str, str]:
+        """The demo's activity entry for the first error with ``code``: its data attributes."""
+        entry = self.page.locator(f'#log li[data-kind="error"][data-code="{code}"]').last
+        entry.wait_for(timeout=timeout)
+        return dict(entry.evaluate("item => ({...item.dataset})"))
+
+    def text(self, element_id: str) -> str:
+        return self.page.locator(f"#{element_id}").inner_text()
+
+    def stored_guest_id(self) -> str | None:
+        return self.page.evaluate("key => localStorage.getItem(key)", STORAGE_KEY)
+
+    def _on_console(self, message: ConsoleMessage) -> None:
+        # The text and the full value of every argument: an object holding the token must show up too.
+        values = []
+        for arg in message.args:
+            try:
+                values.append(json.dumps(arg.json_value(), default=str))
+            except Exception:
+                values.append(str(arg))
+        self.console.append(" ".join([message.type, message.text, *values]))
+
+    def _on_request(self, request: Request) -> None:
+        if request.url == self.endpoint and request.method == "POST":
+            self.sent.append(request.post_data_json)
+
+    def _on_response(self, response: Response) -> None:
+        if response.url == self.endpoint and response.request.method == "POST" and response.status == 200:
+            self._answers += 1
+            self.tokens.append(response.json())
+
+    def assert_no_token_leaked(self) -> None:
+        """No token the page received is in the console or in its storage (local, session, cookies)."""
+        stored = self.page.evaluate(
+            """() => {
+                const read = (what) => { try { return JSON.stringify(what()); } catch { return 'blocked'; } };
+                return [() => ({...localStorage}), () => ({...sessionStorage}), () => document.cookie].map(read).join();
+            }"""
+        ) + json.dumps(self.page.context.cookies())
+        written = "\n".join(self.console)
+        for answer in self.tokens:
+            assert answer["token"] not in written
+            assert answer["token"] not in stored
+            # Nor a piece of it, say a truncated console.log: the signature is what makes each token unique.
+            assert answer["token"][-40:] not in written + stored
+
+
+@pytest.fixture
+def widget(browser: Browser, stack: LocalStack) -> Iterator[Widget]:
+    context = browser.new_context(viewport={"width": 900, "height": 760})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    widget = Widget(page, stack.endpoint)
+    page.on("console", widget._on_console)
+    page.on("pageerror", lambda error: widget.page_errors.append(str(error)))
+    page.on("request", widget._on_request)
+    page.on("response", widget._on_response)
+    yield widget
+    try:
+        widget.assert_no_token_leaked()
+        assert widget.page_errors == []
+    finally:
+        context.close()

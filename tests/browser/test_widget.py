@@ -1,0 +1,199 @@
+"""The widget client in Debian's Chromium: the demo page `make run` serves, calling the real handler behind
+the local API, which calls the Genesys emulator. Faults are set on the emulator over its HTTP control
+routes; the browser sees only what a real one would."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import jwt
+import pytest
+
+from tests.browser.conftest import ARTIFACTS, REPO, STORAGE_KEY, LocalStack, Widget
+
+pytestmark = pytest.mark.browser
+
+SEND, RECEIVE, READ = (f"webmessaging:guest:{name}" for name in ("send", "receive", "read"))
+
+
+def claims(stack: LocalStack, token: str) -> dict[str, Any]:
+    key = jwt.PyJWKClient(f"{stack.genesys}/.well-known/jwks.json").get_signing_key_from_jwt(token).key
+    return dict(jwt.decode(token, key, algorithms=["RS256"]))
+
+
+def test_an_allowed_origin_gets_a_token_whose_claims_match_the_request(stack: LocalStack, widget: Widget):
+    widget.open(stack.demo, duration="short", scopes=f"{SEND},{READ}")
+    widget.wait_for_tokens(1)
+
+    [sent] = widget.sent
+    assert sent == {"duration": "short", "scopes": [SEND, READ]}  # a new visitor: no guestId
+    [answer] = widget.tokens
+    token_claims = claims(stack, answer["token"])
+    assert token_claims["sub"] == answer["guestId"] == widget.text("guest-id")
+    assert str(token_claims["scope"]).split() == [SEND, READ]
+    assert widget.text("scopes") == f"{SEND}, {READ}"
+    assert token_claims["exp"] - token_claims["iat"] == 3600
+    assert re.fullmatch(r"(1:00:00|59:[0-5]\d)", widget.text("countdown"))
+    assert widget.text("status") == "Token ready"
+    # The demo logs the guest id, so the console capture that the leak check relies on is known to work.
+    assert any(answer["guestId"] in line for line in widget.console)
+
+    widget.page.get_by_role("button", name="Refresh now").click()
+    widget.wait_for_tokens(2)
+    assert widget.tokens[1]["guestId"] == answer["guestId"]
+    assert widget.page.locator("#log li").first.inner_text().endswith("token refreshed: valid for 3600 s")
+    ARTIFACTS.mkdir(exist_ok=True)
+    widget.page.screenshot(path=ARTIFACTS / "demo.png")
+
+
+def test_a_returning_visitor_keeps_their_guest_id_until_reset(stack: LocalStack, widget: Widget):
+    widget.open(stack.demo)
+    widget.wait_for_tokens(1)
+    first = widget.tokens[0]["guestId"]
+    assert uuid.UUID(first).version == 4
+    assert widget.stored_guest_id() == first
+
+    widget.page.reload()
+    widget.wait_for_tokens(1)
+    assert widget.sent[1] == {"guestId": first}
+    assert widget.tokens[1]["guestId"] == widget.text("guest-id") == first
+    assert claims(stack, widget.tokens[1]["token"])["sub"] == first
+
+    widget.page.get_by_role("button", name="New guest (reset)").click()
+    widget.wait_for_tokens(2)
+    second = widget.tokens[2]["guestId"]
+    assert second != first
+    assert widget.sent[2] == {}
+    assert widget.text("guest-id") == widget.stored_guest_id() == second
+
+    widget.page.reload()
+    widget.wait_for_tokens(1)
+    assert widget.sent[3] == {"guestId": second}
+
+
+def test_a_page_from_an_origin_not_allowed_shows_the_cors_failure(stack: LocalStack, widget: Widget):
+    widget.open(stack.blocked_demo)
+
+    error = widget.wait_for_error("network_error")
+    assert widget.text("status") == "Error"
+    assert "CORS" in widget.text("error-message")
+    assert float(error["retryIn"]) > 0  # no answer may be a network blip, so it tries again later
+    # The browser itself says why: the service's preflight answer did not allow this origin.
+    assert any("blocked by CORS policy" in line for line in widget.console)
+    assert widget.tokens == []
+    assert stack.guest_token_calls() == []
+
+
+def test_a_short_lived_token_is_refreshed_before_it_expires(stack: LocalStack, widget: Widget):
+    stack.add_fault(token_lifetime=4)  # the first token lives 4 s, the next one the usual 7200 s
+    widget.open(stack.demo)
+    widget.wait_for_tokens(2)
+
+    first, second = (claims(stack, answer["token"]) for answer in widget.tokens[:2])
+    assert first["exp"] - first["iat"] == 4
+    calls = stack.guest_token_calls()
+    assert len(calls) == 2
+    # Genesys' clock: the refresh reached it while the first token was still valid, and not at once.
+    assert first["iat"] < calls[1]["time"] < first["exp"]
+    assert second["sub"] == first["sub"]
+    assert widget.text("token-count") == "2"
+    assert widget.page.locator("#log li").first.inner_text().endswith("token refreshed: valid for 7200 s")
+
+
+def test_a_429_with_retry_after_is_waited_out_then_a_token_arrives(stack: LocalStack, widget: Widget):
+    # Genesys says 429 to all three of the service's attempts, so the service passes a 429 on to the widget.
+    stack.add_fault(status=429, retry_after=1, times=3)
+    widget.open(stack.demo)
+
+    error = widget.wait_for_error("rate_limited")
+    assert float(error["retryIn"]) == 1  # the service's Retry-After, readable cross-origin
+    widget.wait_for_tokens(1)
+    assert widget.text("status") == "Token ready"
+    assert len(widget.sent) == 2
+    calls = stack.guest_token_calls()
+    assert [call["status"] for call in calls] == [429, 429, 429, 200]
+    assert calls[3]["time"] - calls[2]["time"] >= 1  # the widget waited the second it was told to
+
+
+def test_5xx_is_retried_after_a_backoff(stack: LocalStack, widget: Widget):
+    stack.add_fault(status=503, times=3)  # every attempt of the service's first request
+    widget.open(stack.demo)
+
+    error = widget.wait_for_error("upstream_unavailable")
+    assert 0.5 <= float(error["retryIn"]) <= 1  # the first backoff, with jitter
+    widget.wait_for_tokens(1)
+    assert len(widget.sent) == 2
+    assert [call["status"] for call in stack.guest_token_calls()] == [503, 503, 503, 200]
+
+
+def test_a_refused_request_is_shown_with_its_code_and_not_retried(stack: LocalStack, widget: Widget):
+    widget.page.clock.install()  # page timers run on a clock the test moves, so "never" can be checked
+    widget.open(stack.demo, scopes="webmessaging:guest:everything")
+
+    error = widget.wait_for_error("invalid_request")
+    assert error["retryIn"] == ""
+    assert widget.text("error-status") == "(HTTP 422)"
+    assert widget.text("error-retry") == "Not retrying."
+    widget.page.clock.run_for("10:00")
+    widget.page.wait_for_timeout(200)  # a request sent by a timer would be on the wire by now
+    assert len(widget.sent) == 1
+    assert stack.guest_token_calls() == []
+
+
+HIDE_PAGE = """hidden => {
+    // What a background tab looks like to scripts; headless Chromium has no real background tabs.
+    const state = hidden ? 'hidden' : 'visible';
+    Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => state });
+    document.dispatchEvent(new Event('visibilitychange'));
+}"""
+
+
+def test_refreshing_stops_while_the_page_is_hidden_for_long_and_resumes_when_visible(stack: LocalStack, widget: Widget):
+    widget.page.clock.install()
+    widget.open(stack.demo)
+    widget.wait_for_tokens(1)
+
+    widget.page.evaluate(HIDE_PAGE, True)
+    widget.page.clock.run_for("06:00")  # hidden longer than the 5 minutes after which it pauses
+    widget.page.clock.fast_forward("03:00:00")  # past the 2-hour token's refresh time, and its expiry
+    widget.page.wait_for_timeout(200)
+    assert len(widget.sent) == 1
+    assert widget.text("countdown") == "expired"
+
+    widget.page.evaluate(HIDE_PAGE, False)
+    widget.wait_for_tokens(2)
+    assert len(widget.sent) == 2
+
+
+def test_a_page_that_may_not_use_storage_still_gets_tokens(stack: LocalStack, widget: Widget):
+    # As in a sandboxed frame or with site data blocked: touching localStorage throws.
+    widget.page.add_init_script(
+        "Object.defineProperty(window, 'localStorage', "
+        "{ get() { throw new DOMException('blocked', 'SecurityError'); } })"
+    )
+    widget.open(stack.demo)
+    widget.wait_for_tokens(1)
+    first = widget.tokens[0]["guestId"]
+    widget.page.get_by_role("button", name="Refresh now").click()
+    widget.wait_for_tokens(2)
+    assert widget.sent[1] == {"guestId": first}  # kept in memory for the page's life
+    widget.page.get_by_role("button", name="New guest (reset)").click()
+    widget.wait_for_tokens(3)
+    assert widget.tokens[2]["guestId"] != first
+
+
+def test_the_stored_guest_id_is_only_the_id(stack: LocalStack, widget: Widget):
+    widget.open(stack.demo)
+    widget.wait_for_tokens(1)
+    stored = widget.page.evaluate("() => ({...localStorage})")
+    assert stored == {STORAGE_KEY: widget.tokens[0]["guestId"]}
+
+
+def test_the_type_declarations_cover_what_the_module_exports(stack: LocalStack, widget: Widget):
+    widget.open(stack.demo)
+    exported = widget.page.evaluate("async () => Object.keys(await import('/guest-token-client.js')).sort()")
+    declarations = (REPO / "widget" / "guest-token-client.d.ts").read_text()
+    declared = re.findall(r"^export declare (?:class|function|const) (\w+)", declarations, re.MULTILINE)
+    assert exported == sorted(declared)

@@ -1,0 +1,108 @@
+// Types for guest-token-client.js, the browser client of the guest-token service (POST /guest-tokens).
+
+/** Token lifetimes the service offers: 3600, 7200 (its default), 14400 and 86400 seconds. */
+export type GuestTokenDuration = "short" | "standard" | "extended" | "max";
+
+/** A guest token, as handed to `onToken` and in `tokenready` events. */
+export interface GuestToken {
+  /** The Genesys Web Messaging guest JWT. Give it to the messenger; never log or store it. */
+  readonly token: string;
+  /** The guest's UUID (the token's `sub`). */
+  readonly guestId: string;
+  readonly scopes: readonly string[];
+  /** Seconds the token was valid for when it arrived. */
+  readonly expiresIn: number;
+  /** When the token expires, by this device's clock (arrival time + `expiresIn`). */
+  readonly expiresAt: Date;
+}
+
+/** Where the guest's id is kept between page loads: `localStorage` by default. */
+export interface GuestIdStorage {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+export interface GuestTokenClientOptions {
+  /** The service's `POST /guest-tokens` URL (relative URLs resolve against the page). */
+  endpoint: string | URL;
+  /** The service's default (`standard`) when absent. */
+  duration?: GuestTokenDuration;
+  /** The service's default (`send` and `receive`) when absent. */
+  scopes?: readonly string[];
+  onToken?: (token: GuestToken) => void;
+  onError?: (error: GuestTokenError) => void;
+  /** `localStorage` when absent; `null` keeps the id in memory only (a new guest on each page load). */
+  storage?: GuestIdStorage | null;
+  /** Default {@link GUEST_ID_STORAGE_KEY}. */
+  storageKey?: string;
+  /** Refresh this long before expiry (at most half the token's life). Default 60. */
+  refreshMarginSeconds?: number;
+  /** Stop refreshing once the page has been hidden this long; resume when it is visible. Default 300. */
+  hiddenPauseSeconds?: number;
+  /** Tries again after network errors, 429 and 5xx at most this many times in a row. Default 5. */
+  maxRetries?: number;
+}
+
+/** A failed token request. */
+export declare class GuestTokenError extends Error {
+  readonly name: "GuestTokenError";
+  /** HTTP status, or null when no answer arrived (network down, or CORS refused this page's origin). */
+  readonly status: number | null;
+  /** The service's error code (`invalid_request`, `rate_limited`, ...), `network_error`, `invalid_response`, or `http_<status>`. */
+  readonly code: string;
+  /** The service's request id, for its logs. */
+  readonly requestId: string | null;
+  /** For `invalid_request`: which field and why. */
+  readonly details: ReadonlyArray<{ field: string; issue: string }>;
+  /** The answer's `Retry-After`, in seconds. */
+  readonly retryAfter: number | null;
+  /** Seconds until the client tries again by itself; null: it will not (4xx, or retries used up). */
+  readonly retryInSeconds: number | null;
+}
+
+export interface GuestTokenClientEventMap {
+  tokenready: CustomEvent<GuestToken>;
+  tokenerror: CustomEvent<GuestTokenError>;
+}
+
+export interface GuestTokenClient extends EventTarget {
+  /** The stored id of a returning visitor, or the service's once it has answered; else null. */
+  readonly guestId: string | null;
+  /** The latest token while it has not expired; else null. */
+  readonly current: GuestToken | null;
+  /** Requests a token now and keeps it fresh until `stop()`. */
+  start(): this;
+  /** Requests a new token now (starting the client if it is not running). */
+  refresh(): void;
+  /** Forgets the guest (and its token) and, when running, requests a token for a new guest. */
+  reset(): void;
+  /** Stops refreshing, cancels a request under way and detaches from the page. */
+  stop(): void;
+  addEventListener<K extends keyof GuestTokenClientEventMap>(
+    type: K,
+    listener: (this: GuestTokenClient, event: GuestTokenClientEventMap[K]) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  removeEventListener<K extends keyof GuestTokenClientEventMap>(
+    type: K,
+    listener: (this: GuestTokenClient, event: GuestTokenClientEventMap[K]) => void,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+}
+
+/** The `localStorage` key of the guest's id. */
+export declare const GUEST_ID_STORAGE_KEY: string;
+
+/** Creates a client; nothing is requested until `start()`. */
+export declare function createGuestTokenClient(options: GuestTokenClientOptions): GuestTokenClient;

@@ -1,0 +1,272 @@
+/**
+ * Guest-token client for Genesys Cloud Web Messaging chat widgets: gets a guest token from the guest-token
+ * service, keeps the guest's id across page loads and refreshes the token before it expires.
+ * A plain ES module: no dependencies, no build step. Types: guest-token-client.d.ts.
+ * @module guest-token-client
+ */
+
+export const GUEST_ID_STORAGE_KEY = 'genesys-guest-token:guest-id';
+
+const GUEST_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const BACKOFF_FIRST_SECONDS = 1;
+const BACKOFF_MAX_SECONDS = 60;
+const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout's ceiling
+
+/** A failed token request: the service's error `code`, or `network_error` / `invalid_response`. */
+export class GuestTokenError extends Error {
+  /**
+   * @param {string} message
+   * @param {{status?: number | null, code: string, requestId?: string | null,
+   *   details?: Array<{field: string, issue: string}>, retryAfter?: number | null}} info
+   */
+  constructor(message, { status = null, code, requestId = null, details = [], retryAfter = null }) {
+    super(message);
+    this.name = 'GuestTokenError';
+    /** HTTP status, or null when no answer arrived (network down, or CORS refused this page's origin). */
+    this.status = status;
+    this.code = code;
+    this.requestId = requestId;
+    this.details = details;
+    /** The answer's Retry-After in seconds, or null. */
+    this.retryAfter = retryAfter;
+    /** Seconds until the client tries again by itself; null: it will not. */
+    this.retryInSeconds = null;
+  }
+}
+
+/**
+ * Creates a client; nothing is requested until `start()`.
+ * @param {import('./guest-token-client.js').GuestTokenClientOptions} options
+ * @returns {import('./guest-token-client.js').GuestTokenClient}
+ */
+export function createGuestTokenClient(options) {
+  return new GuestTokenClient(options);
+}
+
+class GuestTokenClient extends EventTarget {
+  #endpoint;
+  #body;
+  #onToken;
+  #onError;
+  #storage;
+  #storageKey;
+  #marginMs;
+  #hiddenPauseMs;
+  #maxRetries;
+  #guestId;
+  #current = null;
+  #started = false;
+  #paused = false;
+  #failures = 0;
+  #timer;
+  #hiddenTimer;
+  #request = null;
+
+  constructor(options) {
+    super();
+    if (!options?.endpoint) throw new TypeError('createGuestTokenClient: `endpoint` is required');
+    this.#endpoint = String(new URL(options.endpoint, globalThis.location?.href));
+    this.#body = { duration: options.duration, scopes: options.scopes && [...options.scopes] };
+    this.#onToken = options.onToken;
+    this.#onError = options.onError;
+    this.#storage = options.storage === undefined ? localStorageOrNull() : options.storage;
+    this.#storageKey = options.storageKey ?? GUEST_ID_STORAGE_KEY;
+    this.#marginMs = (options.refreshMarginSeconds ?? 60) * 1000;
+    this.#hiddenPauseMs = (options.hiddenPauseSeconds ?? 300) * 1000;
+    this.#maxRetries = options.maxRetries ?? 5;
+    const stored = attempt(() => this.#storage?.getItem(this.#storageKey));
+    // Anything but a UUID would be refused by the service; a new guest is better than a stuck widget.
+    this.#guestId = typeof stored === 'string' && GUEST_ID.test(stored) ? stored : null;
+  }
+
+  /** The guest's id: the stored one of a returning visitor, or the service's once it has answered; else null. */
+  get guestId() {
+    return this.#guestId;
+  }
+
+  /** The latest token while it has not expired; else null. */
+  get current() {
+    return this.#current && Date.now() < this.#current.expiresAt.getTime() ? this.#current : null;
+  }
+
+  /** Requests a token now and keeps it fresh until `stop()`. */
+  start() {
+    if (!this.#started) {
+      this.#started = true;
+      this.#failures = 0;
+      if (globalThis.document) {
+        document.addEventListener('visibilitychange', this.#onVisibilityChange);
+        this.#onVisibilityChange(); // started in a background tab: the pause countdown starts now
+      }
+      this.#fetchToken();
+    }
+    return this;
+  }
+
+  /** Requests a new token now (starting the client if it is not running). */
+  refresh() {
+    this.#failures = 0;
+    if (this.#started) this.#fetchToken();
+    else this.start();
+  }
+
+  /** Forgets the guest (and its token) and, when running, requests a token for a new guest. */
+  reset() {
+    this.#guestId = null;
+    this.#current = null;
+    attempt(() => this.#storage?.removeItem(this.#storageKey));
+    if (this.#started) this.refresh();
+  }
+
+  /** Stops refreshing, cancels a request under way and detaches from the page. */
+  stop() {
+    this.#started = this.#paused = false;
+    clearTimeout(this.#timer);
+    clearTimeout(this.#hiddenTimer);
+    this.#request?.abort();
+    this.#request = null;
+    globalThis.document?.removeEventListener('visibilitychange', this.#onVisibilityChange);
+  }
+
+  #onVisibilityChange = () => {
+    clearTimeout(this.#hiddenTimer);
+    if (document.visibilityState === 'hidden') {
+      // A tab left in the background for long should not keep asking for tokens nobody uses.
+      this.#hiddenTimer = setTimeout(() => {
+        this.#paused = true;
+        clearTimeout(this.#timer);
+      }, this.#hiddenPauseMs);
+    } else if (this.#paused) {
+      this.#paused = false;
+      this.#failures = 0;
+      this.#scheduleRefresh();
+    }
+  };
+
+  #scheduleRefresh() {
+    const token = this.current;
+    if (!token) {
+      this.#fetchToken();
+      return;
+    }
+    // A safe margin before expiry, but never more than half the token's life (short tokens exist).
+    const margin = Math.min(this.#marginMs, (token.expiresIn * 1000) / 2);
+    this.#later(token.expiresAt.getTime() - margin - Date.now());
+  }
+
+  #later(ms) {
+    clearTimeout(this.#timer);
+    if (this.#started && !this.#paused) {
+      this.#timer = setTimeout(() => this.#fetchToken(), Math.min(Math.max(0, ms), MAX_TIMER_MS));
+    }
+  }
+
+  async #fetchToken() {
+    clearTimeout(this.#timer);
+    this.#request?.abort(); // a reset() must not get the previous guest's token
+    const request = (this.#request = new AbortController());
+    let token;
+    try {
+      const response = await fetch(this.#endpoint, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ guestId: this.#guestId ?? undefined, ...this.#body }),
+        credentials: 'omit',
+        cache: 'no-store',
+        signal: request.signal,
+      });
+      token = await readToken(response);
+    } catch (error) {
+      if (request.signal.aborted) return; // superseded by a newer request, reset() or stop()
+      this.#request = null;
+      return this.#fail(
+        error instanceof GuestTokenError
+          ? error
+          : new GuestTokenError(
+              'No answer from the token service: the network failed, or the service does not allow this ' +
+                "page's origin (CORS).",
+              { code: 'network_error' },
+            ),
+      );
+    }
+    if (request.signal.aborted) return;
+    this.#request = null;
+    this.#failures = 0;
+    this.#current = token;
+    this.#guestId = token.guestId;
+    attempt(() => this.#storage?.setItem(this.#storageKey, token.guestId)); // only the id, never the token
+    this.#scheduleRefresh();
+    this.#emit('tokenready', token, this.#onToken);
+  }
+
+  #fail(error) {
+    // Only what may pass by itself is retried: no answer, 429 and 5xx. A 4xx will not change on its own.
+    const transient = error.status === null || error.status === 429 || error.status >= 500;
+    if (transient && this.#failures < this.#maxRetries) {
+      this.#failures += 1;
+      const backoff = Math.min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** (this.#failures - 1));
+      error.retryInSeconds = error.retryAfter ?? backoff * (0.5 + Math.random() / 2);
+      this.#later(error.retryInSeconds * 1000);
+    }
+    this.#emit('tokenerror', error, this.#onError);
+  }
+
+  #emit(type, detail, callback) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+    try {
+      callback?.(detail);
+    } catch (error) {
+      setTimeout(() => {
+        throw error; // reported like any uncaught error, without breaking the refresh cycle
+      });
+    }
+  }
+}
+
+async function readToken(response) {
+  let body = null;
+  try {
+    body = await response.json();
+  } catch (error) {
+    if (error.name === 'AbortError') throw error;
+  }
+  if (response.ok) {
+    const { token, guestId, scopes, expiresIn } = body ?? {};
+    if (typeof token === 'string' && typeof guestId === 'string' && Array.isArray(scopes) && expiresIn > 0) {
+      // expiresIn, not the server's expiresAt: a wrong clock on this device must not matter.
+      return { token, guestId, scopes, expiresIn, expiresAt: new Date(Date.now() + expiresIn * 1000) };
+    }
+    throw new GuestTokenError('The token service answered without a token.', {
+      status: response.status,
+      code: 'invalid_response',
+    });
+  }
+  const error = body?.error ?? {};
+  throw new GuestTokenError(error.message ?? `The token service answered ${response.status}.`, {
+    status: response.status,
+    code: error.code ?? `http_${response.status}`,
+    requestId: error.requestId ?? null,
+    details: error.details ?? [],
+    retryAfter: retryAfterSeconds(response.headers.get('Retry-After')),
+  });
+}
+
+/** Retry-After as seconds: a number of seconds or an HTTP date (RFC 9110); null when absent or unreadable. */
+function retryAfterSeconds(value) {
+  if (value === null) return null;
+  const seconds = /^\d+$/.test(value.trim()) ? Number(value) : (Date.parse(value) - Date.now()) / 1000;
+  return Number.isNaN(seconds) ? null : Math.max(0, seconds);
+}
+
+function localStorageOrNull() {
+  // Reading the property itself throws where storage is blocked (sandboxed frames, blocked site data).
+  return attempt(() => globalThis.localStorage) ?? null;
+}
+
+function attempt(action) {
+  try {
+    return action();
+  } catch {
+    return undefined; // storage blocked or full: the id lives in memory for this page
+  }
+}
