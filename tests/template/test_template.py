@@ -81,8 +81,14 @@ def test_sam_build_packages_the_function_and_its_layer(tmp_path):
     layer = build_dir / "DependenciesLayer" / "python"
     for package in ("aws_lambda_powertools", "pydantic", "pydantic_core", "jwt", "cryptography", "urllib3"):
         assert (layer / package).is_dir(), f"{package} missing from the layer"
-    # The runtime provides boto3 and botocore; shipping them only makes the cold start slower.
-    assert not (layer / "boto3").exists() and not (layer / "botocore").exists()
+    # The tracer's X-Ray SDK drags in botocore, which would shadow the runtime's; so boto3 and botocore ship
+    # as the pinned pair the tests run against, never a botocore alone.
+    assert (layer / "aws_xray_sdk").is_dir()
+    requirements = (REPO / "layers" / "dependencies" / "requirements.txt").read_text()
+    [(pinned, minor)] = re.findall(r"^boto3==((\d+\.\d+)\.\d+)$", requirements, re.MULTILINE)
+    assert [path.name for path in layer.glob("boto3-*.dist-info")] == [f"boto3-{pinned}.dist-info"]
+    [botocore] = layer.glob("botocore-*.dist-info")
+    assert botocore.name.startswith(f"botocore-{minor}.")
 
 
 def test_every_variable_the_code_reads_is_set_by_the_template_and_no_other(function):

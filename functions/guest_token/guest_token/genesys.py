@@ -207,10 +207,7 @@ def _send(call: str, url: str, *, headers: dict[str, str], body: str, deadline: 
             break
         wait = _wait(retry, answer)
         if wait >= deadline.remaining():
-            observability.logger.warning(
-                "genesys_retry_abandoned",
-                extra={"event": "genesys_retry_abandoned", "call": call, "waitSeconds": wait},
-            )
+            observability.audit(observability.RETRY_ABANDONED, warning=True, call=call, waitSeconds=wait)
             break
         time.sleep(wait)
 
