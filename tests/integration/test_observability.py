@@ -429,3 +429,16 @@ def test_one_filter_on_the_guest_id_shows_that_guests_whole_trail(invoke, emulat
     assert len({line["correlation_id"] for line in trail}) == 2
     # A request's entries before its body is read do not inherit the previous request's guest.
     assert "guestId" not in second.events("token_request_received")[0]
+
+
+def test_every_field_the_readme_queries_name_is_in_the_logs(invoke, emulator, env, secrets_manager, event_bus):
+    answers = audit_trail_scenarios(invoke, emulator, env, secrets_manager, event_bus)
+    keys = {key for answer in answers for line in answer.logs for key in line}
+    queries = re.findall(r"```text\n(.*?)```", README[README.index("## Operating the service") :], re.DOTALL)
+    assert len(queries) == 3
+    for query in queries:
+        named = set()
+        for clause in re.findall(r"(?:^fields|\bby) ([\w@, ]+)", query, re.MULTILINE):
+            named |= {name.strip() for name in clause.split(",")}
+        named |= set(re.findall(r"filter (\w+) =", query))
+        assert {name for name in named if not name.startswith("@")} <= keys, query
