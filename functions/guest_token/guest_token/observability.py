@@ -7,8 +7,9 @@ The README's "Operating the service" section documents every audit event and met
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -26,13 +27,14 @@ warnings.filterwarnings("ignore", message="No application metrics to publish", c
 
 
 def _new_tracer() -> Tracer | None:
-    # The Tracer loads the X-Ray SDK and patches botocore and http.client: cold-start time that is paid
-    # only when tracing is on. Only the two clients this function uses are patched, not every library.
+    # The Tracer loads the X-Ray SDK and patches botocore (Secrets Manager, EventBridge): cold-start time
+    # paid only when tracing is on. Genesys calls get subsegments from upstream_segment instead: X-Ray's
+    # http.client patch does not see urllib3 2's requests.
     if not tracing_enabled():
         return None
     from aws_lambda_powertools import Tracer  # noqa: PLC0415
 
-    return Tracer(patch_modules=("botocore", "httplib"))
+    return Tracer(patch_modules=("botocore",))
 
 
 tracer = _new_tracer()
@@ -66,9 +68,21 @@ def audit(event: str, *, warning: bool = False, **fields: Any) -> None:
     log(event, extra={"event": event, **fields})
 
 
+@contextlib.contextmanager
+def upstream_segment(call: str) -> Iterator[None]:
+    """One attempt at a Genesys call as an X-Ray subsegment, when tracing is on."""
+    if tracer is None:
+        yield
+        return
+    with tracer.provider.in_subsegment(name=f"Genesys {call}"):
+        yield
+
+
 def upstream_call(call: str, *, attempt: int, **fields: Any) -> None:
     """One attempt at a Genesys call: status, latency and Genesys' correlation id (never headers or bodies)."""
     audit(UPSTREAM_CALL, call=call, attempt=attempt, **fields)
+    if tracer is not None:
+        tracer.put_metadata(key="attempt", value={"call": call, "attempt": attempt, **fields})
     if fields.get("latencyMs") is not None:
         metrics.add_metric(name=UPSTREAM_LATENCY[call], unit=MetricUnit.Milliseconds, value=fields["latencyMs"])
     if attempt > 1:
