@@ -79,15 +79,20 @@ def invoke_in_lambda_like_process(
     tmp_path: Path, emulator: Any, secrets_url: str, *, tracing: bool, daemon_port: str = "2000"
 ) -> dict[str, Any]:
     env = {
-        **{key: value for key, value in os.environ.items() if not key.startswith(("AWS_ENDPOINT", "_X_AMZN"))},
+        **{
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("AWS_ENDPOINT", "_X_AMZN", "POWERTOOLS_TRACE"))
+        },
         "PYTHONPATH": os.pathsep.join([str(REPO / "functions" / "guest_token"), str(REPO)]),
         "GENESYS_CREDENTIALS_SECRET_ID": SECRET_ID,
         "GENESYS_OAUTH_BASE_URL": emulator.base_url,
         "GENESYS_API_BASE_URL": emulator.base_url,
         "ALLOWED_ORIGINS": ORIGIN,
         "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_url,
+        # Not POWERTOOLS_TRACER_CAPTURE_RESPONSE, which the template also sets: the code alone must keep the
+        # token out of traces.
         "POWERTOOLS_TRACE_DISABLED": "false" if tracing else "true",
-        "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
         # What Lambda sets: Powertools enables its Tracer only inside Lambda.
         "LAMBDA_TASK_ROOT": str(tmp_path),
         "AWS_LAMBDA_FUNCTION_NAME": "GuestTokenFunction",
