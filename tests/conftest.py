@@ -29,7 +29,7 @@ for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPO
 
 import boto3  # noqa: E402
 from guest_token import app as app_module  # noqa: E402
-from guest_token import credentials, genesys, oauth, observability, settings, verify  # noqa: E402
+from guest_token import credentials, genesys, oauth, observability, settings, token_events, verify  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, GenesysEmulator  # noqa: E402
@@ -78,6 +78,13 @@ def secrets_manager() -> Iterator[Any]:
 
 
 @pytest.fixture
+def event_bus(secrets_manager: Any) -> str:
+    """An EventBridge bus in moto (whose mock_aws is active while the secrets_manager fixture is)."""
+    boto3.client("events", region_name="us-east-1").create_event_bus(Name="guest-sync")
+    return "guest-sync"
+
+
+@pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, emulator: GenesysEmulator, secrets_manager: Any) -> pytest.MonkeyPatch:
     """The handler's configuration, pointed at the emulator; tests change it with monkeypatch.setenv."""
     for name, value in {
@@ -87,7 +94,10 @@ def env(monkeypatch: pytest.MonkeyPatch, emulator: GenesysEmulator, secrets_mana
         "ALLOWED_ORIGINS": f"{ORIGIN},https://other.example.com",
     }.items():
         monkeypatch.setenv(name, value)
-    for name in ("GENESYS_JWKS_URL", "ALLOWED_SCOPES", "MAX_TOKEN_LIFETIME_SECONDS", "GENESYS_REGION"):
+    for name in (
+        *("GENESYS_JWKS_URL", "ALLOWED_SCOPES", "MAX_TOKEN_LIFETIME_SECONDS", "GENESYS_REGION"),
+        *("TOKEN_EVENTS_BUS_NAME", "AWS_ENDPOINT_URL_EVENTBRIDGE"),
+    ):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -95,7 +105,7 @@ def env(monkeypatch: pytest.MonkeyPatch, emulator: GenesysEmulator, secrets_mana
 @pytest.fixture(autouse=True)
 def fresh_container(request: pytest.FixtureRequest) -> Iterator[None]:
     """Each test starts as a cold container: no cached settings, secret, access token or pool."""
-    for module in (settings, credentials, genesys, oauth, verify, observability):
+    for module in (settings, credentials, genesys, oauth, verify, observability, token_events):
         module.reset()
     if "emulator" in request.fixturenames:
         request.getfixturevalue("emulator").reset()

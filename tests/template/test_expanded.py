@@ -22,6 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template.yaml"
 PACKAGE = REPO / "functions" / "guest_token" / "guest_token"
 BASIC_EXECUTION_ROLE = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+# SAM attaches it whenever Tracing is a parameter, active or not; it only writes trace segments.
+XRAY_WRITE_ONLY = "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"
 # The variables Powertools itself reads (Logger, Metrics, Tracer, parameters ...).
 POWERTOOLS_VARIABLES = {
     value for value in vars(powertools_constants).values() if isinstance(value, str) and value.startswith("POWERTOOLS_")
@@ -94,12 +96,11 @@ def test_the_function_gets_every_variable_the_code_reads_and_no_other(stack):
     assert variables - code_variables - POWERTOOLS_VARIABLES == set(), "the template sets variables nobody reads"
 
 
-def test_the_role_may_read_the_credentials_secret_and_write_logs_nothing_else(stack):
+def test_the_role_may_read_the_credentials_secret_and_write_logs_and_traces_nothing_else(stack):
     [role_name] = resources_of_type(stack, "AWS::IAM::Role")
     assert only(stack, "AWS::Lambda::Function")["Role"] == {"Fn::GetAtt": [role_name, "Arn"]}
-    assert not resources_of_type(stack, "AWS::IAM::Policy"), "no policy may be attached besides the role's own"
     role = only(stack, "AWS::IAM::Role")
-    assert role["ManagedPolicyArns"] == [BASIC_EXECUTION_ROLE]
+    assert role["ManagedPolicyArns"] == [BASIC_EXECUTION_ROLE, XRAY_WRITE_ONLY]
     assert role["AssumeRolePolicyDocument"]["Statement"] == [
         {"Action": ["sts:AssumeRole"], "Effect": "Allow", "Principal": {"Service": ["lambda.amazonaws.com"]}}
     ]
@@ -113,6 +114,25 @@ def test_the_role_may_read_the_credentials_secret_and_write_logs_nothing_else(st
         "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:"
         "secret:${GenesysCredentialsSecretName}-??????"
     )
+
+
+BUS_ARN = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${TokenEventsBusName}"
+
+
+def test_token_events_may_go_to_the_one_bus_and_only_when_it_is_configured(stack):
+    [role_name] = resources_of_type(stack, "AWS::IAM::Role")
+    [policy] = resources_of_type(stack, "AWS::IAM::Policy").values()
+    assert stack["Conditions"][policy["Condition"]] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "TokenEventsBusName"}, ""]}]
+    }
+    assert policy["Properties"]["Roles"] == [{"Ref": role_name}]
+    assert policy["Properties"]["PolicyDocument"]["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Action": "events:PutEvents",
+            "Resource": {"Fn::Sub": BUS_ARN},
+        }
+    ]
 
 
 def secret_arn(resource: Any) -> str:

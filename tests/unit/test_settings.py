@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from guest_token.errors import ConfigurationError
-from guest_token.settings import DEFAULT_ALLOWED_SCOPES, load_settings
+from guest_token.settings import DEFAULT_ALLOWED_SCOPES, load_settings, tracing_enabled
 
 BASE = {"GENESYS_CREDENTIALS_SECRET_ID": "genesys/creds"}
 
@@ -20,6 +20,26 @@ def test_defaults():
     assert settings.jwks_url is None
     assert settings.secrets_manager_endpoint_url is None  # AWS's own endpoint
     assert not settings.origin_allowed("https://www.example.com")  # nothing is allowed until configured
+    assert settings.token_events_bus_name is None
+
+
+@pytest.mark.parametrize(
+    "bus",
+    ["guest-sync", "aws.partner/crm.example/guests", "arn:aws:events:eu-west-1:123456789012:event-bus/guest-sync"],
+)
+def test_the_token_events_bus_is_a_name_or_an_arn(bus):
+    assert load_settings({**BASE, "TOKEN_EVENTS_BUS_NAME": f" {bus} "}).token_events_bus_name == bus
+
+
+@pytest.mark.parametrize(
+    ("value", "traced"),
+    [("", True), ("false", True), ("0", True), ("true", False), ("TRUE", False), ("sometimes", False)],
+)
+def test_the_tracer_is_loaded_unless_powertools_tracing_is_disabled(monkeypatch, value, traced):
+    # Powertools' own reading of POWERTOOLS_TRACE_DISABLED; a value it cannot read loads nothing (and every
+    # request then answers 500 naming the variable, as the bad_configuration test shows).
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", value)
+    assert tracing_enabled() is traced
 
 
 @pytest.mark.parametrize(
@@ -67,6 +87,9 @@ def test_origins_are_exact_and_a_wildcard_allows_any():
         ({**BASE, "GENESYS_GUEST_TOKEN_PATH": "api/v2/x"}, "GENESYS_GUEST_TOKEN_PATH"),
         ({**BASE, "CREDENTIALS_CACHE_SECONDS": "-1"}, "CREDENTIALS_CACHE_SECONDS"),
         ({**BASE, "SECRETS_MANAGER_ENDPOINT_URL": "http://secrets.example"}, "SECRETS_MANAGER_ENDPOINT_URL"),
+        ({**BASE, "TOKEN_EVENTS_BUS_NAME": "guest sync"}, "TOKEN_EVENTS_BUS_NAME"),
+        ({**BASE, "TOKEN_EVENTS_BUS_NAME": "arn:aws:sqs:us-east-1:123456789012:q"}, "TOKEN_EVENTS_BUS_NAME"),
+        ({**BASE, "POWERTOOLS_TRACE_DISABLED": "sometimes"}, "POWERTOOLS_TRACE_DISABLED"),
     ],
 )
 def test_bad_configuration_names_the_variable(environ, variable):

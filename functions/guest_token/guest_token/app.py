@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from . import genesys, oauth, observability, verify
+from . import genesys, oauth, observability, token_events, verify
 from .budget import Deadline
 from .errors import InvalidJson, MethodNotAllowed, NotFound, OriginNotAllowed, ServiceError, UnsupportedMediaType
 from .models import GuestTokenRequest, GuestTokenResponse, parse_guest_token_request
@@ -46,19 +46,25 @@ def create_guest_token() -> Response[Any]:
     audit.update(
         guestId=request.guest_id, newGuest=request.new_guest, duration=request.duration, scopes=list(request.scopes)
     )
+    # From here on every log line names the guest, so one Logs Insights filter shows a guest's whole trail.
+    logger.append_keys(guestId=request.guest_id)
 
-    result = issue_guest_token(settings, request, Deadline.from_context(app.lambda_context), audit)
-
-    latency_ms = _latency_ms()
-    observability.audit(
-        observability.TOKEN_ISSUED,
-        **audit,
-        outcome="issued",
-        status=200,
-        expiresAt=result.expiresAt,
-        latencyMs=latency_ms,
+    deadline = Deadline.from_context(app.lambda_context)
+    result = issue_guest_token(settings, request, deadline, audit)
+    token_events.publish_token_issued(
+        settings,
+        deadline,
+        guest_id=result.guestId,
+        new_guest=request.new_guest,
+        scopes=result.scopes,
+        duration=request.duration,
+        expires_at=result.expiresAt,
+        origin=origin,
+        correlation_id=logger.get_correlation_id(),
+        genesys_correlation_id=audit.get("genesysCorrelationId"),
     )
-    observability.request_finished(issued=True, status=200, latency_ms=latency_ms)
+
+    observability.token_outcome(audit, status=200, expires_at=result.expiresAt, latency_ms=_latency_ms())
     return Response(
         status_code=200,
         content_type=content_types.APPLICATION_JSON,
@@ -143,18 +149,11 @@ def _error_response(error: ServiceError, extra_headers: dict[str, str] | None = 
 
     audit = app.context.get("audit")
     if audit is not None:  # a token request, as opposed to a preflight or an unknown route
-        latency_ms = _latency_ms()
-        observability.audit(
-            observability.TOKEN_FAILED,
-            warning=error.status == 429 or error.status >= 500,
-            **{**audit, "genesysCorrelationId": error.genesys_correlation_id or audit.get("genesysCorrelationId")},
-            outcome="failed",
-            status=error.status,
-            errorCode=error.code,
-            detail=error.log_detail,
-            latencyMs=latency_ms,
+        if error.genesys_correlation_id:
+            audit["genesysCorrelationId"] = error.genesys_correlation_id
+        observability.token_outcome(
+            audit, status=error.status, error_code=error.code, detail=error.log_detail, latency_ms=_latency_ms()
         )
-        observability.request_finished(issued=False, status=error.status, latency_ms=latency_ms)
     elif error.log_detail:
         logger.warning(error.log_detail, extra={"event": "request_failed", "errorCode": error.code})
 
@@ -212,6 +211,7 @@ def _latency_ms() -> float:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@observability.traced
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -176,29 +176,30 @@ def _send(call: str, url: str, *, headers: dict[str, str], body: str, deadline: 
         started = time.perf_counter()
         response: urllib3.BaseHTTPResponse | None = None
         error = None
-        try:
-            response = _http.request(
-                "POST",
-                url,
-                headers=headers,
-                body=body,
-                timeout=urllib3.Timeout(
-                    connect=min(CONNECT_TIMEOUT_SECONDS, left), read=min(READ_TIMEOUT_SECONDS, left)
-                ),
-                retries=False,
-                redirect=False,
+        with observability.upstream_segment(call):
+            try:
+                response = _http.request(
+                    "POST",
+                    url,
+                    headers=headers,
+                    body=body,
+                    timeout=urllib3.Timeout(
+                        connect=min(CONNECT_TIMEOUT_SECONDS, left), read=min(READ_TIMEOUT_SECONDS, left)
+                    ),
+                    retries=False,
+                    redirect=False,
+                )
+            except HTTPError as exc:
+                error = exc
+            answer = _answer(response, retry) if response is not None else None
+            observability.upstream_call(
+                call,
+                attempt=attempt,
+                status=answer.status if answer else None,
+                error=type(error).__name__ if error else None,
+                latencyMs=round((time.perf_counter() - started) * 1000, 2),
+                genesysCorrelationId=answer.correlation_id if answer else None,
             )
-        except HTTPError as exc:
-            error = exc
-        answer = _answer(response, retry) if response is not None else None
-        observability.upstream_call(
-            call,
-            attempt=attempt,
-            status=answer.status if answer else None,
-            error=type(error).__name__ if error else None,
-            latencyMs=round((time.perf_counter() - started) * 1000, 2),
-            genesysCorrelationId=answer.correlation_id if answer else None,
-        )
         if answer is not None and not retry.is_retry("POST", answer.status):
             return answer
         try:
@@ -207,10 +208,7 @@ def _send(call: str, url: str, *, headers: dict[str, str], body: str, deadline: 
             break
         wait = _wait(retry, answer)
         if wait >= deadline.remaining():
-            observability.logger.warning(
-                "genesys_retry_abandoned",
-                extra={"event": "genesys_retry_abandoned", "call": call, "waitSeconds": wait},
-            )
+            observability.audit(observability.RETRY_ABANDONED, warning=True, call=call, waitSeconds=wait)
             break
         time.sleep(wait)
 

@@ -11,12 +11,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aws_lambda_powertools.metrics import MetricUnit
-
-from . import credentials, genesys
+from . import credentials, genesys, observability
 from .budget import Deadline
 from .errors import AccessTokenRejected, InvalidClient
-from .observability import logger, metrics
 from .settings import Settings
 
 REFRESH_MARGIN_SECONDS = 60
@@ -33,7 +30,7 @@ _cached: _Cached | None = None
 
 def get_access_token(settings: Settings, deadline: Deadline) -> str:
     if _cached is not None and time.monotonic() < _cached.refresh_at:
-        metrics.add_metric(name="OAuthCacheHit", unit=MetricUnit.Count, value=1)
+        observability.oauth_access_token(cached=True)
         return _cached.token.value
     return _fetch(settings, deadline).value
 
@@ -42,8 +39,8 @@ def call_with_access_token[T](settings: Settings, deadline: Deadline, call: Call
     """Run ``call`` with a bearer token; on a 401 drop the token, fetch a new one and try once more."""
     try:
         return call(get_access_token(settings, deadline))
-    except AccessTokenRejected:
-        logger.info("oauth_token_rejected", extra={"event": "oauth_token_rejected"})
+    except AccessTokenRejected as rejected:
+        observability.audit(observability.ACCESS_TOKEN_REJECTED, genesysCorrelationId=rejected.genesys_correlation_id)
         invalidate()
         return call(get_access_token(settings, deadline))
 
@@ -62,15 +59,12 @@ def _fetch(settings: Settings, deadline: Deadline) -> genesys.AccessToken:
         rotated = credentials.get_credentials(settings, deadline, force_refresh=True)
         if rotated == client:
             raise InvalidClient(log_detail=_rejected(settings)) from None
-        logger.info(
-            "oauth_credentials_reloaded",
-            extra={"event": "oauth_credentials_reloaded", "secretId": settings.credentials_secret_id},
-        )
+        observability.audit(observability.CREDENTIALS_RELOADED, secretId=settings.credentials_secret_id)
         try:
             token = genesys.request_access_token(settings, rotated, deadline)
         except InvalidClient:
             raise InvalidClient(log_detail=_rejected(settings)) from None
-    metrics.add_metric(name="OAuthTokenFetched", unit=MetricUnit.Count, value=1)
+    observability.oauth_access_token(cached=False)
     margin = min(REFRESH_MARGIN_SECONDS, token.expires_in // 2)
     _cached = _Cached(token=token, refresh_at=time.monotonic() + token.expires_in - margin)
     return token

@@ -1,28 +1,66 @@
-"""Logger and metrics, created once per container, and the audit and metric vocabulary of the service.
+"""Logger, metrics and the optional tracer, created once per container, and the audit and metric vocabulary.
 
 Powertools reads POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE and POWERTOOLS_LOG_LEVEL itself.
 Nothing here is ever given a token, an access token, a client secret or an Authorization header.
+The README's "Operating the service" section documents every audit event and metric named here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+from .settings import tracing_enabled
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Tracer
 
 logger = Logger()
 metrics = Metrics()
 # Preflights and unknown routes record no metrics by design; Powertools would warn on each of them.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
-# Audit entries: one "event" key names the entry; the rest of the schema is documented in the README.
+
+def _new_tracer() -> Tracer | None:
+    # The Tracer loads the X-Ray SDK and patches botocore (Secrets Manager, EventBridge): cold-start time
+    # paid only when tracing is on. Genesys calls get subsegments from upstream_segment instead: X-Ray's
+    # http.client patch does not see urllib3 2's requests.
+    if not tracing_enabled():
+        return None
+    from aws_lambda_powertools import Tracer  # noqa: PLC0415
+
+    return Tracer(patch_modules=("botocore",))
+
+
+tracer = _new_tracer()
+
+# Audit entries: one "event" key names the entry; the README documents the fields of each.
 REQUEST_RECEIVED = "token_request_received"
 TOKEN_ISSUED = "token_issued"
 TOKEN_FAILED = "token_failed"
 UPSTREAM_CALL = "genesys_call"
-_LATENCY_METRIC = {"oauth": "GenesysOAuthLatency", "guest-token": "GenesysGuestTokenLatency"}
+ACCESS_TOKEN_REJECTED = "oauth_token_rejected"
+CREDENTIALS_RELOADED = "oauth_credentials_reloaded"
+RETRY_ABANDONED = "genesys_retry_abandoned"
+TOKEN_EVENT_PUBLISHED = "token_event_published"
+TOKEN_EVENT_FAILED = "token_event_failed"
+# Metrics: namespace POWERTOOLS_METRICS_NAMESPACE, dimension service (and errorCode on the failure count).
+HANDLER_LATENCY = "HandlerLatency"
+TOKENS_ISSUED = "TokensIssued"
+TOKEN_REQUESTS_FAILED = "TokenRequestsFailed"
+TOKEN_REQUEST_SUCCESS = "TokenRequestSuccess"
+UPSTREAM_LATENCY = {"oauth": "GenesysOAuthLatency", "guest-token": "GenesysGuestTokenLatency"}
+UPSTREAM_RETRIES = "GenesysRetries"
+OAUTH_CACHE_HIT = "OAuthCacheHit"
+OAUTH_TOKEN_FETCHED = "OAuthTokenFetched"
+TOKEN_EVENTS_PUBLISHED = "TokenEventsPublished"
+TOKEN_EVENTS_FAILED = "TokenEventsFailed"
+ERROR_CODE_DIMENSION = "errorCode"
 
 
 def audit(event: str, *, warning: bool = False, **fields: Any) -> None:
@@ -30,23 +68,105 @@ def audit(event: str, *, warning: bool = False, **fields: Any) -> None:
     log(event, extra={"event": event, **fields})
 
 
-def upstream_call(call: str, **fields: Any) -> None:
+@contextlib.contextmanager
+def upstream_segment(call: str) -> Iterator[None]:
+    """One attempt at a Genesys call as an X-Ray subsegment, when tracing is on."""
+    if tracer is None:
+        yield
+        return
+    with tracer.provider.in_subsegment(name=f"Genesys {call}"):
+        yield
+
+
+def upstream_call(call: str, *, attempt: int, **fields: Any) -> None:
     """One attempt at a Genesys call: status, latency and Genesys' correlation id (never headers or bodies)."""
-    logger.info(UPSTREAM_CALL, extra={"event": UPSTREAM_CALL, "call": call, **fields})
+    audit(UPSTREAM_CALL, call=call, attempt=attempt, **fields)
+    if tracer is not None:
+        tracer.put_metadata(key="attempt", value={"call": call, "attempt": attempt, **fields})
     if fields.get("latencyMs") is not None:
-        metrics.add_metric(name=_LATENCY_METRIC[call], unit=MetricUnit.Milliseconds, value=fields["latencyMs"])
+        metrics.add_metric(name=UPSTREAM_LATENCY[call], unit=MetricUnit.Milliseconds, value=fields["latencyMs"])
+    if attempt > 1:
+        metrics.add_metric(name=UPSTREAM_RETRIES, unit=MetricUnit.Count, value=1)
 
 
-def request_finished(*, issued: bool, status: int, latency_ms: float) -> None:
-    metrics.add_metric(name="HandlerLatency", unit=MetricUnit.Milliseconds, value=latency_ms)
-    if issued:
-        metrics.add_metric(name="TokensIssued", unit=MetricUnit.Count, value=1)
+def oauth_access_token(*, cached: bool) -> None:
+    metrics.add_metric(name=OAUTH_CACHE_HIT if cached else OAUTH_TOKEN_FETCHED, unit=MetricUnit.Count, value=1)
+
+
+def token_outcome(
+    request: dict[str, Any],
+    *,
+    status: int,
+    error_code: str | None = None,
+    detail: str | None = None,
+    expires_at: str | None = None,
+    latency_ms: float,
+) -> None:
+    """The audit entry and the metrics of one token request, issued (no error code) or failed.
+
+    ``request`` holds what is known of the request (origin, then guest id, duration, scopes, Genesys'
+    correlation id); the Logger leaves out fields whose value is None, so unknown fields are absent."""
+    issued = error_code is None
+    audit(
+        TOKEN_ISSUED if issued else TOKEN_FAILED,
+        warning=status == 429 or status >= 500,
+        **request,
+        outcome="issued" if issued else "failed",
+        status=status,
+        errorCode=error_code,
+        detail=detail,
+        expiresAt=expires_at,
+        latencyMs=latency_ms,
+    )
+    # Request and guest ids are EMF metadata: searchable in the logs, never dimensions (each distinct
+    # dimension value would be a new, billed metric).
+    ids = {"requestId": logger.get_correlation_id(), "guestId": request.get("guestId")}
+    ids = {key: value for key, value in ids.items() if value is not None}
+    for key, value in ids.items():
+        metrics.add_metadata(key=key, value=value)
+    metrics.add_metric(name=HANDLER_LATENCY, unit=MetricUnit.Milliseconds, value=latency_ms)
+    if error_code is None:
+        metrics.add_metric(name=TOKENS_ISSUED, unit=MetricUnit.Count, value=1)
     else:
-        metrics.add_metric(name="TokenRequestsFailed", unit=MetricUnit.Count, value=1)
+        _count_failure(error_code, ids)
     # Success rate = Average of TokenRequestSuccess. A caller's own mistake (4xx other than 429) is not a
     # service failure, so it is left out of the rate instead of counting against it.
     if issued or status == 429 or status >= 500:
-        metrics.add_metric(name="TokenRequestSuccess", unit=MetricUnit.Count, value=1 if issued else 0)
+        metrics.add_metric(name=TOKEN_REQUEST_SUCCESS, unit=MetricUnit.Count, value=1 if issued else 0)
+    if tracer is not None:
+        tracer.put_annotation(key="outcome", value="issued" if issued else "failed")
+        if error_code is not None:
+            tracer.put_annotation(key=ERROR_CODE_DIMENSION, value=error_code)
+
+
+def _count_failure(error_code: str, metadata: dict[str, Any]) -> None:
+    # A document of its own, so that only the failure count is split by error code (not latency or the
+    # success rate). Two dimension sets: the total, and one per code; the codes are a fixed, short list.
+    failed = EphemeralMetrics()
+    failed.add_metric(name=TOKEN_REQUESTS_FAILED, unit=MetricUnit.Count, value=1)
+    by_code = {ERROR_CODE_DIMENSION: error_code}
+    failed.add_dimensions(**({"service": failed.service, **by_code} if failed.service else by_code))
+    for key, value in metadata.items():
+        failed.add_metadata(key=key, value=value)
+    failed.flush_metrics()
+
+
+def token_event_published(event_id: str) -> None:
+    audit(TOKEN_EVENT_PUBLISHED, eventId=event_id)
+    metrics.add_metric(name=TOKEN_EVENTS_PUBLISHED, unit=MetricUnit.Count, value=1)
+
+
+def token_event_failed(reason: str) -> None:
+    audit(TOKEN_EVENT_FAILED, warning=True, reason=reason)
+    metrics.add_metric(name=TOKEN_EVENTS_FAILED, unit=MetricUnit.Count, value=1)
+
+
+def traced[F: Callable[..., Any]](handler: F) -> F:
+    """The Lambda handler in an X-Ray subsegment when tracing is on. Its response holds the token, so it is
+    never recorded; neither is any method's return value."""
+    if tracer is None:
+        return handler
+    return tracer.capture_lambda_handler(handler, capture_response=False)  # type: ignore[return-value]
 
 
 def reset() -> None:

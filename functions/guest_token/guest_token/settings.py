@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from aws_lambda_powertools.shared.functions import strtobool
+
 from .errors import ConfigurationError
 
 DEFAULT_REGION = "mypurecloud.com"
@@ -33,6 +35,8 @@ DEFAULT_CREDENTIALS_CACHE_SECONDS = 300
 _REGION_PATTERN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 # Plain http is only acceptable to things on this machine (the emulator, `sam local` reaching the host).
 _INSECURE_HOSTS_ALLOWED = {"localhost", "host.docker.internal"}
+# An EventBridge bus name, or its ARN (PutEvents takes either).
+_EVENT_BUS_PATTERN = re.compile(r"(arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus/)?[A-Za-z0-9._/-]{1,256}")
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class Settings:
     jwks_url: str | None
     # Only for `sam local invoke` against a local Secrets Manager; None means AWS's own endpoint.
     secrets_manager_endpoint_url: str | None
+    token_events_bus_name: str | None
 
     @property
     def allow_any_origin(self) -> bool:
@@ -119,6 +124,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
 
     jwks_url = environ.get("GENESYS_JWKS_URL", "").strip()
     secrets_endpoint = environ.get("SECRETS_MANAGER_ENDPOINT_URL", "").strip()
+    bus = environ.get("TOKEN_EVENTS_BUS_NAME", "").strip()
+    if bus and not _EVENT_BUS_PATTERN.fullmatch(bus):
+        raise ConfigurationError(f"TOKEN_EVENTS_BUS_NAME must be an EventBridge bus name or ARN, got {bus!r}")
+    _tracing(environ)  # a bad value answers 500 naming the variable, like every other setting
     return Settings(
         allowed_origins=frozenset(_split(environ.get("ALLOWED_ORIGINS", ""))),
         allowed_scopes=allowed_scopes,
@@ -141,7 +150,26 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         secrets_manager_endpoint_url=(
             _base_url("SECRETS_MANAGER_ENDPOINT_URL", secrets_endpoint) if secrets_endpoint else None
         ),
+        token_events_bus_name=bus or None,
     )
+
+
+def _tracing(environ: Mapping[str, str]) -> bool:
+    # Powertools' own switch, parsed the way Powertools parses it; unset means traced.
+    raw = environ.get("POWERTOOLS_TRACE_DISABLED", "").strip() or "false"
+    try:
+        return not strtobool(raw)
+    except ValueError:
+        raise ConfigurationError(f"POWERTOOLS_TRACE_DISABLED must be true or false, got {raw!r}") from None
+
+
+def tracing_enabled() -> bool:
+    """Whether to load the X-Ray tracer. Read once at import, when the handler is decorated, so before a
+    request could report a bad value: an unreadable value loads nothing (load_settings reports it)."""
+    try:
+        return _tracing(os.environ)
+    except ConfigurationError:
+        return False
 
 
 @functools.cache

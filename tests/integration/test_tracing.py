@@ -1,0 +1,167 @@
+"""X-Ray tracing, in fresh interpreters that look like Lambda to Powertools: with tracing off the X-Ray SDK is
+never loaded; with it on, the request's trace reaches the X-Ray daemon (a UDP listener here) with the Genesys
+and Secrets Manager calls and the outcome, and never a token or a secret."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from tests.conftest import ORIGIN
+
+REPO = Path(__file__).resolve().parents[2]
+SECRET_ID = "genesys-guest-token/tracing"
+TRACE_ID = "1-6745c0de-0123456789abcdef01234567"
+# One cold invocation, as Lambda would run it; the answer and the modules loaded go to the file in argv[2].
+INVOKE = """
+import json, sys
+from devtools.local_api import LocalContext, build_event
+from guest_token.app import lambda_handler
+headers = {"Origin": sys.argv[1], "Content-Type": "application/json"}
+event = build_event("POST", "/guest-tokens", headers=headers, body="{}")
+result = lambda_handler(event, LocalContext())
+loaded = sorted({name.split(".")[0] for name in sys.modules} & {"aws_xray_sdk", "wrapt"})
+with open(sys.argv[2], "w") as out:
+    json.dump({"result": result, "loaded": loaded}, out)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def secrets_manager_server() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{server._port}"
+    boto3.client("secretsmanager", endpoint_url=url, region_name="us-east-1").create_secret(
+        Name=SECRET_ID, SecretString=json.dumps({"clientId": DEMO_CLIENT_ID, "clientSecret": DEMO_CLIENT_SECRET})
+    )
+    yield url
+    server.stop()
+
+
+@pytest.fixture
+def xray_daemon() -> Iterator[tuple[str, Any]]:
+    """A UDP port like the X-Ray daemon's, and a function returning what the X-Ray SDK sent there (one
+    datagram per entity) once the sender has exited."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.setblocking(False)
+
+    def received() -> list[bytes]:
+        datagrams = []
+        with contextlib.suppress(BlockingIOError):  # the kernel holds what was sent; stop when it is empty
+            while True:
+                datagrams.append(listener.recv(65535))
+        return datagrams
+
+    yield str(listener.getsockname()[1]), received
+    listener.close()
+
+
+def invoke_in_lambda_like_process(
+    tmp_path: Path, emulator: Any, secrets_url: str, *, tracing: bool, daemon_port: str = "2000"
+) -> dict[str, Any]:
+    env = {
+        **{
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("AWS_ENDPOINT", "_X_AMZN", "POWERTOOLS_TRACE"))
+        },
+        "PYTHONPATH": os.pathsep.join([str(REPO / "functions" / "guest_token"), str(REPO)]),
+        "GENESYS_CREDENTIALS_SECRET_ID": SECRET_ID,
+        "GENESYS_OAUTH_BASE_URL": emulator.base_url,
+        "GENESYS_API_BASE_URL": emulator.base_url,
+        "ALLOWED_ORIGINS": ORIGIN,
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_url,
+        # Not POWERTOOLS_TRACER_CAPTURE_RESPONSE, which the template also sets: the code alone must keep the
+        # token out of traces.
+        "POWERTOOLS_TRACE_DISABLED": "false" if tracing else "true",
+        # What Lambda sets: Powertools enables its Tracer only inside Lambda.
+        "LAMBDA_TASK_ROOT": str(tmp_path),
+        "AWS_LAMBDA_FUNCTION_NAME": "GuestTokenFunction",
+        "_X_AMZN_TRACE_ID": f"Root={TRACE_ID};Parent=53995c3f42cd8ad8;Sampled=1",
+        "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{daemon_port}",
+        "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+    }
+    out = tmp_path / "answer.json"
+    process = subprocess.run(
+        [sys.executable, "-c", INVOKE, ORIGIN, str(out)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert process.returncode == 0, process.stderr
+    return {**json.loads(out.read_text()), "output": process.stdout + process.stderr}
+
+
+def test_with_tracing_off_the_xray_sdk_is_never_loaded(tmp_path, emulator, secrets_manager_server, xray_daemon):
+    port, received = xray_daemon
+    answer = invoke_in_lambda_like_process(tmp_path, emulator, secrets_manager_server, tracing=False, daemon_port=port)
+    assert answer["result"]["statusCode"] == 200
+    assert answer["loaded"] == []
+    assert received() == []
+
+
+def entities(datagrams: list[bytes]) -> list[dict[str, Any]]:
+    """Every segment document sent, nested subsegments included."""
+    found = []
+
+    def walk(entity: dict[str, Any]) -> None:
+        found.append(entity)
+        for child in entity.get("subsegments", []):
+            walk(child)
+
+    for datagram in datagrams:
+        header, _, body = datagram.decode().partition("\n")
+        assert json.loads(header) == {"format": "json", "version": 1}
+        walk(json.loads(body))
+    return found
+
+
+def test_with_tracing_on_the_trace_has_the_calls_and_the_outcome_but_no_token(
+    tmp_path, emulator, secrets_manager_server, xray_daemon
+):
+    port, received = xray_daemon
+    answer = invoke_in_lambda_like_process(tmp_path, emulator, secrets_manager_server, tracing=True, daemon_port=port)
+    datagrams = received()
+    assert answer["result"]["statusCode"] == 200
+    assert answer["loaded"] == ["aws_xray_sdk", "wrapt"]
+
+    sent = b"".join(datagrams).decode()
+    token = json.loads(answer["result"]["body"])["token"]
+    for secret in (token, DEMO_CLIENT_SECRET, "Bearer ", "Basic "):
+        assert secret not in sent
+    traced = entities(datagrams)
+    assert {entity["trace_id"] for entity in traced if "trace_id" in entity} == {TRACE_ID}
+
+    [handler] = [entity for entity in traced if entity["name"] == "## lambda_handler"]
+    assert handler["annotations"]["outcome"] == "issued"
+    assert "metadata" not in handler or "lambda_handler response" not in json.dumps(handler["metadata"])
+    # Each Genesys attempt and each AWS call is a subsegment of the handler's.
+    genesys = {entity["name"]: entity for entity in traced if entity["name"].startswith("Genesys ")}
+    assert set(genesys) == {"Genesys oauth", "Genesys guest-token"}
+    attempt = genesys["Genesys guest-token"]["metadata"]["genesys-guest-token"]["attempt"]
+    assert (attempt["attempt"], attempt["status"]) == (1, 200) and attempt["genesysCorrelationId"]
+    assert any(entity.get("aws", {}).get("operation") == "GetSecretValue" for entity in traced)
+    # The log lines name the trace, so an operator can go from an audit entry to its trace.
+    assert f"1-{TRACE_ID.split('-', 1)[1]}" in answer["output"]
