@@ -87,6 +87,8 @@ def parse_guest_token_request(raw_body: str | None, settings: Settings) -> Guest
         document: Any = json.loads(raw_body)
     except ValueError:
         raise InvalidJson("The request body is not valid JSON.") from None
+    except RecursionError:  # nesting deeper than the parser's recursion limit: a caller's mistake, not a crash
+        raise InvalidJson("The request body is nested too deeply.") from None
     if not isinstance(document, dict):
         raise InvalidJson("The request body must be a JSON object.")
 
