@@ -8,6 +8,9 @@ STAMP := $(VENV)/.installed
 # Stands in for /var/runtime (awslambdaric, boto3) when tests run the built package under aws-lambda-rie.
 LAMBDA_RUNTIME := $(VENV)/lambda-runtime
 LAMBDA_RUNTIME_STAMP := $(LAMBDA_RUNTIME)/.installed
+# checkov (template scan) pins libraries that clash with aws-sam-cli's, so it gets a venv of its own.
+CHECKOV := $(VENV)/checkov
+CHECKOV_STAMP := $(CHECKOV)/.installed
 # The venv uses the Lambda runtime's Python, so `sam build` finds python3.12 in .venv/bin.
 RUNTIME_PYTHON = $(shell devtools/find-python.sh)
 export SAM_CLI_TELEMETRY := 0
@@ -43,6 +46,12 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo -E) \
 		apt-get install -y -qq --no-install-recommends chromium fonts-liberation
 
+$(CHECKOV_STAMP): devtools/checkov-requirements.txt $(STAMP)
+	rm -rf $(CHECKOV)
+	$(PY) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/python -m pip install --quiet --disable-pip-version-check -r devtools/checkov-requirements.txt
+	@touch $@
+
 run: $(STAMP)
 	$(PY) -m devtools.run_local
 
@@ -51,7 +60,7 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-test: lint $(LAMBDA_RUNTIME_STAMP) $(CHROMIUM)
+test: lint $(LAMBDA_RUNTIME_STAMP) $(CHECKOV_STAMP) $(CHROMIUM)
 	$(PY) -m pytest
 
 build: $(STAMP)

@@ -147,6 +147,9 @@ class LocalApi:
 
         class RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out as two writes; with Nagle's algorithm the body waits for the client's
+            # delayed ACK (~40 ms) on every keep-alive request.
+            disable_nagle_algorithm = True
 
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)

@@ -278,6 +278,6 @@ def test_the_outputs_name_the_endpoint_function_and_logs(stack):
     assert outputs["GuestTokenApiId"]["Value"] == {"Ref": "GuestTokenApi"}
     assert outputs["GuestTokenFunctionName"]["Value"] == {"Ref": "GuestTokenFunction"}
     assert outputs["GuestTokenLogGroup"]["Value"] == {"Ref": "GuestTokenFunctionLogGroup"}
-    log_group = only(stack, "AWS::Logs::LogGroup")
+    log_group = stack["Resources"]["GuestTokenFunctionLogGroup"]["Properties"]  # the API's access logs have their own
     assert log_group["LogGroupName"] == {"Fn::Sub": "/aws/lambda/${GuestTokenFunction}"}
     assert log_group["RetentionInDays"] == {"Ref": "LogRetentionDays"}

@@ -11,17 +11,19 @@ import binascii
 import contextlib
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from . import genesys, oauth, observability, token_events, verify
 from .budget import Deadline
 from .errors import InvalidJson, MethodNotAllowed, NotFound, OriginNotAllowed, ServiceError, UnsupportedMediaType
-from .models import GuestTokenRequest, GuestTokenResponse, parse_guest_token_request
+from .models import ErrorBody, GuestTokenBody, GuestTokenRequest, GuestTokenResponse, parse_guest_token_request
 from .observability import logger, metrics
 from .settings import Settings, get_settings
 
@@ -33,8 +35,31 @@ PREFLIGHT_MAX_AGE_SECONDS = 600
 app = APIGatewayRestResolver()
 
 
-@app.post(GUEST_TOKENS_PATH)
-def create_guest_token() -> Response[Any]:
+def _documented(description: str, model: type[Any] = ErrorBody) -> OpenAPIResponse:
+    return {"description": description, "content": {content_types.APPLICATION_JSON: {"model": model}}}
+
+
+@app.post(
+    GUEST_TOKENS_PATH,
+    summary="Issue a Genesys Web Messaging guest token",
+    responses={
+        200: _documented("The guest token", GuestTokenResponse),
+        400: _documented("invalid_json: the body is not a JSON object"),
+        403: _documented("origin_not_allowed: Origin is missing or not allowed"),
+        415: _documented("unsupported_media_type: a Content-Type other than application/json"),
+        422: _documented("invalid_request: a field is invalid; details name it"),
+        429: _documented("rate_limited: retry after the Retry-After header's seconds"),
+        500: _documented("internal_error"),
+        502: _documented("upstream_error: Genesys refused, or its token failed verification"),
+        503: _documented("upstream_unavailable: Genesys or Secrets Manager unavailable"),
+        504: _documented("upstream_timeout: the request ran out of time"),
+    },
+)
+def create_guest_token(
+    # For openapi.json only. Validation stays off: the body is parsed below so that every mistake, bad JSON
+    # included, becomes one 400 or 422 in the service's error shape; Powertools never passes this argument.
+    body: Annotated[GuestTokenBody, Body()] = None,  # type: ignore[assignment]
+) -> Response[Any]:
     # The audit fields grow as the request is understood; the error handler reports whatever is known.
     audit: dict[str, Any] = {"origin": _origin()}
     app.context.update(started=time.perf_counter(), audit=audit)
@@ -73,7 +98,16 @@ def create_guest_token() -> Response[Any]:
     )
 
 
-@app.route(GUEST_TOKENS_PATH, method="OPTIONS")
+@app.route(
+    GUEST_TOKENS_PATH,
+    method="OPTIONS",
+    summary="CORS preflight",
+    responses={
+        204: {"description": "The origin may call POST /guest-tokens", "content": {}},  # {}: no body
+        403: _documented("origin_not_allowed: Origin is missing or not allowed"),
+        500: _documented("internal_error"),
+    },
+)
 def preflight() -> Response[Any]:
     settings = get_settings()
     origin = _require_allowed_origin(settings)

@@ -10,19 +10,20 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.utilities.parser import parse
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, WithJsonSchema, field_validator
 
 from .errors import InvalidJson, InvalidRequest
-from .settings import DEFAULT_REQUEST_SCOPES, Settings
+from .settings import DEFAULT_ALLOWED_SCOPES, DEFAULT_REQUEST_SCOPES, Settings
 
 Duration = Literal["short", "standard", "extended", "max"]
 DURATION_SECONDS: dict[str, int] = {"short": 3600, "standard": 7200, "extended": 14400, "max": 86400}
 DEFAULT_DURATION: Duration = "standard"
 
 # fullmatch, not match: "$" would accept a trailing newline.
+_NIL_UUID = "00000000-0000-0000-0000-000000000000"
 _UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -31,9 +32,35 @@ class GuestTokenBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    guestId: str | None = None
+    # WithJsonSchema only describes the field in openapi.json (what the validators below enforce); it
+    # validates nothing itself.
+    guestId: Annotated[
+        str | None,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "pattern": f"^(?!{_NIL_UUID}$){_UUID_PATTERN.pattern}$"},
+                    {"type": "null"},
+                ],
+                "description": "A returning guest's id: a canonical UUID, not the nil UUID. Absent: a new guest.",
+            }
+        ),
+    ] = None
     duration: Duration | None = None
-    scopes: list[str] | None = None
+    scopes: Annotated[
+        list[str] | None,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "array", "items": {"enum": list(DEFAULT_ALLOWED_SCOPES)}, "minItems": 1},
+                    {"enum": list(DEFAULT_ALLOWED_SCOPES)},
+                    {"type": "null"},
+                ],
+                "description": "Scopes from the deployment's ALLOWED_SCOPES (by default these four); "
+                "one scope may be sent as a string.",
+            }
+        ),
+    ] = None
 
     @field_validator("guestId")
     @classmethod
@@ -69,6 +96,24 @@ class GuestTokenResponse(BaseModel):
     expiresAt: str
 
 
+class ErrorDetail(BaseModel):
+    field: str
+    issue: str
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    requestId: str | None
+    details: list[ErrorDetail] | None = None
+
+
+class ErrorBody(BaseModel):
+    """The shape of every error answer (errors.py builds them); declared for openapi.json."""
+
+    error: ErrorInfo
+
+
 @dataclass(frozen=True)
 class GuestTokenRequest:
     """A validated request with every default resolved."""
@@ -87,6 +132,8 @@ def parse_guest_token_request(raw_body: str | None, settings: Settings) -> Guest
         document: Any = json.loads(raw_body)
     except ValueError:
         raise InvalidJson("The request body is not valid JSON.") from None
+    except RecursionError:  # nesting deeper than the parser's recursion limit: a caller's mistake, not a crash
+        raise InvalidJson("The request body is nested too deeply.") from None
     if not isinstance(document, dict):
         raise InvalidJson("The request body must be a JSON object.")
 
