@@ -18,13 +18,19 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # The browser tests drive this Chromium; Playwright's own browser download does not work offline.
 export CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help run test lint build clean chromium
+# Genesys' SDK, only for the benchmark's comparison; never in the development venv or the layer.
+BENCH_SDK := $(VENV)/bench-sdk
+BENCH_SDK_STAMP := $(BENCH_SDK)/.installed
+BUILD_DIR ?= .aws-sam/build
+
+.PHONY: help run test lint build bench clean chromium
 
 help:
 	@echo "make run    serve the real handler on http://127.0.0.1:3000 with local Genesys and Secrets Manager,"
 	@echo "            and the widget demo on http://127.0.0.1:3080/demo/"
 	@echo "make test   lint, type-check and run the whole test suite (installs Debian's chromium if missing)"
-	@echo "make build  sam build (needs python3.12; ARCH=x86_64 for an x86_64 build)"
+	@echo "make build  sam build, then precompile it (needs python3.12; ARCH=x86_64 for an x86_64 build)"
+	@echo "make bench  cold start, warm overhead, upstream calls, size, throughput -> BENCHMARKS.md"
 
 $(STAMP): layers/dependencies/requirements.txt requirements-dev.txt
 	@test -x $(PY) || { python=$(RUNTIME_PYTHON) && [ -n "$$python" ] && "$$python" -m venv $(VENV); }
@@ -63,8 +69,23 @@ lint: $(STAMP)
 test: lint $(LAMBDA_RUNTIME_STAMP) $(CHECKOV_STAMP) $(CHROMIUM)
 	$(PY) -m pytest
 
+# Lambda's code directories are read-only, so modules not shipped as bytecode are compiled on every cold
+# start. .pyc files are the same on arm64 and x86_64; unchecked-hash ones stay valid after zip and unzip.
 build: $(STAMP)
-	sam build $(if $(ARCH),--parameter-overrides Architecture=$(ARCH))
+	sam build --build-dir $(BUILD_DIR) $(if $(ARCH),--parameter-overrides Architecture=$(ARCH))
+	$(PY) -m compileall -q -j 0 --invalidation-mode unchecked-hash \
+		$(BUILD_DIR)/GuestTokenFunction $(BUILD_DIR)/DependenciesLayer/python
+
+$(BENCH_SDK_STAMP): bench/sdk-requirements.txt $(STAMP)
+	rm -rf $(BENCH_SDK)
+	$(PY) -m pip install --quiet --disable-pip-version-check --only-binary=:all: \
+		--target $(BENCH_SDK) -r bench/sdk-requirements.txt
+	@touch $@
+
+# wrk (the load tool) comes from Debian's packages when missing.
+bench: $(LAMBDA_RUNTIME_STAMP) $(BENCH_SDK_STAMP)
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -9,20 +9,15 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any
-
-import boto3
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
-from botocore.config import Config
-from botocore.exceptions import ClientError
+from typing import TYPE_CHECKING, Any
 
 from .budget import Deadline
 from .errors import ConfigurationError, UpstreamUnavailable
 from .settings import Settings
 
-# Short timeouts and one retry: a slow Secrets Manager must not eat the whole request budget.
-_BOTO_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 2, "mode": "standard"})
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
 # Errors that mean the deployment is wrong (secret missing, no permission, KMS), not a passing outage.
 _CONFIGURATION_ERROR_CODES = {
     "ResourceNotFoundException",
@@ -42,16 +37,32 @@ class ClientCredentials:
 
 @functools.cache
 def _provider(endpoint_url: str | None) -> SecretsProvider:
-    # Created on first use, not at import: building a boto3 client costs cold-start time.
-    client = boto3.client("secretsmanager", config=_BOTO_CONFIG, endpoint_url=endpoint_url)
+    # Imported and created on first use, not with the handler's module: boto3 and Powertools' parameter
+    # providers are a third of the module's import time. The first token request pays it instead, and a
+    # container answering only preflights or refused requests never does (see BENCHMARKS.md).
+    import boto3  # noqa: PLC0415
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider  # noqa: PLC0415
+    from botocore.config import Config  # noqa: PLC0415
+
+    # Short timeouts and one retry: a slow Secrets Manager must not eat the whole request budget.
+    config = Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 2, "mode": "standard"})
+    client = boto3.client("secretsmanager", config=config, endpoint_url=endpoint_url)
     return SecretsProvider(boto3_client=client)
 
 
 def get_credentials(settings: Settings, deadline: Deadline, *, force_refresh: bool = False) -> ClientCredentials:
     secret_id = settings.credentials_secret_id
     deadline.check("reading the credentials secret")
+    provider = _provider(settings.secrets_manager_endpoint_url)
+    # Loaded by _provider, so these cost nothing more here.
+    from aws_lambda_powertools.utilities.parameters.exceptions import (  # noqa: PLC0415
+        GetParameterError,
+        TransformParameterError,
+    )
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+
     try:
-        value: Any = _provider(settings.secrets_manager_endpoint_url).get(
+        value: Any = provider.get(
             secret_id, max_age=settings.credentials_cache_seconds, transform="json", force_fetch=force_refresh
         )
     except TransformParameterError:

@@ -12,7 +12,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools.utilities.parser import parse
 from pydantic import BaseModel, ConfigDict, ValidationError, WithJsonSchema, field_validator
 
 from .errors import InvalidJson, InvalidRequest
@@ -138,7 +137,9 @@ def parse_guest_token_request(raw_body: str | None, settings: Settings) -> Guest
         raise InvalidJson("The request body must be a JSON object.")
 
     try:
-        body = parse(event=document, model=GuestTokenBody)
+        # pydantic directly: Powertools' parse() does the same for a bare model, but importing its parser
+        # package builds models for every AWS event source, about 100 ms of each cold start.
+        body = GuestTokenBody.model_validate(document)
     except ValidationError as exc:
         raise InvalidRequest(details=[_detail(error) for error in exc.errors()]) from None
 

@@ -11,8 +11,6 @@ import functools
 import json
 from typing import TYPE_CHECKING
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import observability
@@ -29,17 +27,20 @@ CONNECT_TIMEOUT_SECONDS = 1.0
 READ_TIMEOUT_SECONDS = 1.0
 # The longest a publish can take: one attempt, no retries (a retry would double the wait on the guest).
 PUBLISH_BUDGET_SECONDS = CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS
-_BOTO_CONFIG = Config(
-    connect_timeout=CONNECT_TIMEOUT_SECONDS,
-    read_timeout=READ_TIMEOUT_SECONDS,
-    retries={"total_max_attempts": 1, "mode": "standard"},
-)
 
 
 @functools.cache
 def _client() -> EventBridgeClient:
-    # Created on first use, not at import: a container without a bus never pays for a boto3 client.
-    return boto3.client("events", config=_BOTO_CONFIG)
+    # Created, and boto3 imported, on first use: a container without a bus never pays for either.
+    import boto3  # noqa: PLC0415
+    from botocore.config import Config  # noqa: PLC0415
+
+    config = Config(
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+    )
+    return boto3.client("events", config=config)
 
 
 def publish_token_issued(

@@ -1,0 +1,1 @@
+"""`make bench`: cold start, warm overhead, upstream calls, package size and throughput, on loopback only."""

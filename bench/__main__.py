@@ -1,0 +1,472 @@
+"""`make bench`: measures the service on this machine, prints a table and writes it into BENCHMARKS.md.
+
+Everything runs on 127.0.0.1: the Genesys emulator and moto's Secrets Manager as their own processes, the
+function as `make build` ships it (and as plain `sam build` ships it, without bytecode) in fresh
+`python -S` interpreters laid out as Lambda lays them out, and `make run`'s local API under wrk.
+Each figure is a median or percentile over repeated runs; comparisons are taken in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import urllib3
+
+from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from devtools.local_api import build_event
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "bench"
+VENV_BIN = Path(sys.executable).parent
+# Stands in for /var/runtime (boto3 as the Lambda runtime has it); `make bench` installs it.
+LAMBDA_RUNTIME = REPO / ".venv" / "lambda-runtime"
+SDK_DIR = REPO / ".venv" / "bench-sdk"
+HOST = "127.0.0.1"
+ORIGIN = "https://www.example.com"
+SECRET_ID = "genesys-guest-token/bench"
+HANDLER = "guest_token.app.lambda_handler"
+LAMBDA_LIMIT_MB = 250
+LAYER_TARGET_MB = 40
+MARK_START = "<!-- bench:results:start -->"
+MARK_END = "<!-- bench:results:end -->"
+ARCHITECTURE = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()]
+
+
+@dataclass
+class Results:
+    rows: list[tuple[str, str, str]] = field(default_factory=list)  # (measure, value, target)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, measure: str, value: str, target: str = "") -> None:
+        self.rows.append((measure, value, target))
+        print(f"  {measure}: {value}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_listening(port: int, process: subprocess.Popen[Any], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        with socket.socket() as probe:
+            if probe.connect_ex((HOST, port)) == 0:
+                return
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not start on {HOST}:{port}")
+        time.sleep(0.05)
+
+
+@contextmanager
+def started(command: list[str], port: int, what: str, **kwargs: Any) -> Iterator[subprocess.Popen[Any]]:
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, **kwargs)
+    try:
+        wait_listening(port, process, what)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def spread(values: list[float], unit: str = "ms", digits: int = 0) -> str:
+    """Median with the spread (min-max and interquartile range) of repeated runs."""
+    ordered = sorted(values)
+    quartiles = statistics.quantiles(ordered, n=4) if len(ordered) > 1 else [ordered[0]] * 3
+    return (
+        f"{statistics.median(ordered):.{digits}f} {unit} (IQR {quartiles[0]:.{digits}f}-{quartiles[2]:.{digits}f}, "
+        f"min {ordered[0]:.{digits}f}, max {ordered[-1]:.{digits}f}, n={len(ordered)})"
+    )
+
+
+# ---- builds --------------------------------------------------------------------------------------------
+
+
+def build(work: Path) -> dict[str, Path]:
+    """`make build` for this machine's architecture, and a copy without bytecode (what plain `sam build` ships)."""
+    compiled = work / "make-build"
+    subprocess.run(
+        ["make", "--no-print-directory", "build", f"BUILD_DIR={compiled}", f"ARCH={ARCHITECTURE}"],
+        cwd=REPO,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env={key: value for key, value in os.environ.items() if not key.startswith("AWS_")},
+    )
+    plain = work / "sam-build"
+    shutil.copytree(compiled, plain, ignore=shutil.ignore_patterns("__pycache__"))
+    return {"sam build (no .pyc)": plain, "make build (.pyc)": compiled}
+
+
+def tree_size(path: Path) -> int:
+    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
+
+
+def zipped_size(path: Path, work: Path) -> int:
+    archive = work / f"{path.parent.name}-{path.name}.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for item in sorted(path.rglob("*")):
+            if item.is_file():
+                zipped.write(item, item.relative_to(path))
+    size = archive.stat().st_size
+    archive.unlink()
+    return size
+
+
+def measure_sizes(builds: dict[str, Path], work: Path, results: Results) -> None:
+    mb = 1024 * 1024
+    for name, root in builds.items():
+        function, layer = root / "GuestTokenFunction", root / "DependenciesLayer"
+        function_size, layer_size = tree_size(function), tree_size(layer)
+        function_zip, layer_zip = zipped_size(function, work), zipped_size(layer, work)
+        results.add(
+            f"Size, {name}: function / layer unzipped",
+            f"{function_size / mb:.2f} MB / {layer_size / mb:.1f} MB "
+            f"(together {(function_size + layer_size) / mb:.1f} of {LAMBDA_LIMIT_MB} MB)",
+            f"layer < {LAYER_TARGET_MB} MB",
+        )
+        results.add(f"Size, {name}: function / layer zipped", f"{function_zip / mb:.2f} MB / {layer_zip / mb:.1f} MB")
+    if SDK_DIR.is_dir():
+        results.add("Size, Genesys SDK alone (pip --target, with .pyc)", f"{tree_size(SDK_DIR) / mb:.0f} MB")
+
+
+# ---- the function's environment ----------------------------------------------------------------------
+
+
+def function_env(emulator_url: str, secrets_url: str, python_path: list[Path]) -> dict[str, str]:
+    """What template.yaml sets (defaults), pointed at the loopback stand-ins, plus Lambda's own variables."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": os.pathsep.join(str(path) for path in python_path),
+        # Lambda's code directories are read-only: what is not shipped compiled is compiled on every start.
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_LAMBDA_FUNCTION_NAME": "GuestTokenFunction",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
+        "POWERTOOLS_SERVICE_NAME": "genesys-guest-token",
+        "POWERTOOLS_METRICS_NAMESPACE": "GenesysGuestTokens",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+        "GENESYS_CREDENTIALS_SECRET_ID": SECRET_ID,
+        "GENESYS_OAUTH_BASE_URL": emulator_url,
+        "GENESYS_API_BASE_URL": emulator_url,
+        "ALLOWED_ORIGINS": ORIGIN,
+        "SECRETS_MANAGER_ENDPOINT_URL": secrets_url,
+    }
+
+
+def layout(root: Path) -> list[Path]:
+    """/var/task, /opt/python and /var/runtime, in Lambda's order."""
+    return [root / "GuestTokenFunction", root / "DependenciesLayer" / "python", LAMBDA_RUNTIME]
+
+
+def run_child(script: str, args: list[str], env: dict[str, str], work: Path) -> dict[str, Any]:
+    result_path = work / "result.json"
+    result_path.unlink(missing_ok=True)
+    started_at = time.perf_counter()
+    completed = subprocess.run(
+        [sys.executable, "-S", str(BENCH / script), str(result_path), *args],
+        env=env,
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    if completed.returncode != 0 or not result_path.exists():
+        raise SystemExit(f"{script} failed:\n{completed.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(result_path.read_text())
+    result["processMs"] = (time.perf_counter() - started_at) * 1000
+    return result
+
+
+# ---- measurements ----------------------------------------------------------------------------------------
+
+
+def measure_cold_start(
+    builds: dict[str, Path], emulator_url: str, secrets_url: str, event_path: Path, runs: int, work: Path
+) -> dict[str, list[dict[str, Any]]]:
+    variants: dict[str, tuple[str, list[str], dict[str, str]]] = {
+        name: ("cold_start.py", [str(event_path), HANDLER], function_env(emulator_url, secrets_url, layout(root)))
+        for name, root in builds.items()
+    }
+    if SDK_DIR.is_dir():
+        # A team using the SDK would ship it in a layer: /opt/python before /var/runtime.
+        variants["Genesys SDK (PureCloudPlatformClientV2)"] = (
+            "sdk_cold_start.py",
+            [],
+            function_env(emulator_url, secrets_url, [SDK_DIR, LAMBDA_RUNTIME]),
+        )
+    samples: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    # Round-robin, so a burst of load from other jobs hits every variant alike.
+    for run in range(runs):
+        for name, (script, args, env) in variants.items():
+            sample = run_child(script, args, env, work)
+            if sample["status"] != 200:
+                raise SystemExit(f"{name}: the first request answered {sample['status']}")
+            samples[name].append(sample)
+        print(f"  cold start run {run + 1}/{runs} done", flush=True)
+    return samples
+
+
+def report_cold_start(samples: dict[str, list[dict[str, Any]]], results: Results) -> None:
+    medians: dict[str, float] = {}
+    for name, runs in samples.items():
+        startup = [run["importMs"] + run["firstRequestMs"] for run in runs]
+        medians[name] = statistics.median(startup)
+        target = "< 400 ms" if "make build" in name else ""
+        results.add(f"Cold start, {name}: import + first request", spread(startup), target)
+        target = "< 200 ms" if "make build" in name else ""
+        results.add(f"Cold start, {name}: import alone", spread([run["importMs"] for run in runs]), target)
+        results.add(f"Cold start, {name}: first request alone", spread([run["firstRequestMs"] for run in runs]))
+        results.add(
+            f"Cold start, {name}: whole process (interpreter start to exit)", spread([r["processMs"] for r in runs])
+        )
+        results.add(f"Cold start, {name}: peak RSS", spread([run["maxRssMb"] for run in runs], "MB", 1))
+    ours = next((value for name, value in medians.items() if "make build" in name), None)
+    for name, value in medians.items():
+        if ours and "make build" not in name:
+            results.add(f"Cold start ratio, {name} / make build", f"{value / ours:.1f}x (medians, same run)")
+
+
+def measure_warm(
+    root: Path, emulator_url: str, secrets_url: str, event_path: Path, invocations: int, work: Path
+) -> dict[str, Any]:
+    reset_emulator(emulator_url)
+    warmup = min(100, invocations // 10)
+    result = run_child(
+        "warm.py",
+        [str(event_path), str(invocations), str(warmup)],
+        function_env(emulator_url, secrets_url, [*layout(root), BENCH]),
+        work,
+    )
+    result["counts"] = emulator_counts(emulator_url)
+    return result
+
+
+def report_warm(result: dict[str, Any], results: Results) -> None:
+    own, bare, total, upstream = result["own"], result["bare"], result["total"], result["upstream"]
+    measured = result["measured"]
+
+    def triple(values: dict[str, float]) -> str:
+        return f"p50 {values['p50']:.3f} / p95 {values['p95']:.3f} / p99 {values['p99']:.3f} ms"
+
+    results.add(
+        f"Warm, handler's own time (total - upstream), {measured} invocations", triple(own), "p50 <= 1, p99 <= 3 ms"
+    )
+    results.add("Warm, bare Powertools resolver returning a constant, same run", triple(bare))
+    results.add(
+        "Warm, ratio own / bare (same run)",
+        " / ".join(f"{key} {own[key] / bare[key]:.1f}x" for key in ("p50", "p95", "p99")),
+    )
+    results.add("Warm, whole invocation incl. upstream", triple(total))
+    results.add("Warm, upstream round trip (genesys_call latencyMs)", triple(upstream))
+    counts = result["counts"]
+    results.add(
+        f"Upstream calls over {result['invocations']} warm invocations (statuses {result['statuses']})",
+        f"OAuth {counts['oauth']}, guest-token {counts['guest-token']}",
+        f"1 and {result['invocations']}",
+    )
+
+
+def measure_throughput(seconds: int, connections: int, rounds: int, results: Results) -> None:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        results.notes.append("Throughput not measured: wrk is not installed (`make bench` installs it with apt-get).")
+        return
+    port, genesys_port, secrets_port = free_port(), free_port(), free_port()
+    command = [
+        sys.executable,
+        *("-m", "devtools.run_local", "--port", str(port)),
+        *("--genesys-port", str(genesys_port), "--secrets-port", str(secrets_port)),
+    ]
+    origin = f"http://{HOST}:{port}"
+    rates: list[float] = []
+    errors = 0
+    with started(command, port, "make run's local API"):
+        for _ in range(rounds):
+            output = subprocess.run(
+                [
+                    *(wrk, "-t", "2", "-c", str(connections), "-d", f"{seconds}s"),
+                    *("-s", str(BENCH / "post.lua"), f"{origin}/guest-tokens"),
+                ],
+                env={**os.environ, "BENCH_ORIGIN": origin},
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+            if rate is None:
+                raise SystemExit(f"cannot read wrk's output:\n{output}")
+            rates.append(float(rate.group(1)))
+            non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+            socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+            errors += int(non_2xx.group(1)) if non_2xx else 0
+            errors += sum(int(value) for value in socket_errors.groups()) if socket_errors else 0
+    results.add(
+        f"Throughput, `make run` local API, wrk {connections} connections, {rounds} x {seconds} s",
+        f"{spread(rates, 'req/s')}, errors {errors}",
+        "0 errors",
+    )
+
+
+# ---- the stand-ins --------------------------------------------------------------------------------------
+
+
+def reset_emulator(url: str) -> None:
+    response = urllib3.request("POST", f"{url}/__emulator/reset", timeout=10.0)
+    assert response.status == 204, response.status
+
+
+def emulator_counts(url: str) -> dict[str, int]:
+    response = urllib3.request("GET", f"{url}/__emulator/requests", timeout=30.0)
+    counts: dict[str, int] = json.loads(response.data)["counts"]
+    return counts
+
+
+def machine() -> list[str]:
+    cpu = "unknown"
+    with Path("/proc/cpuinfo").open() as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = next(
+        (line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")),
+        "0",
+    )
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True, check=False)
+    changes = " (with local changes)" if dirty.stdout.strip() else ""
+    return [
+        f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, commit {commit}{changes}",
+        f"- CPU: {cpu}, {os.cpu_count()} cores ({platform.machine()}); memory {int(memory) / 1024 / 1024:.0f} GiB",
+        f"- OS: {platform.platform()}; Python {platform.python_version()} (the Lambda runtime's 3.12)",
+        f"- Load average at start: {' / '.join(f'{value:.2f}' for value in os.getloadavg())} "
+        "(the machine is shared; other jobs add noise, hence medians and spreads)",
+    ]
+
+
+def table(results: Results) -> str:
+    lines = ["| measure | result | target |", "| --- | --- | --- |"]
+    lines += [f"| {measure} | {value} | {target} |" for measure, value, target in results.rows]
+    return "\n".join(lines)
+
+
+def write_markdown(path: Path, machine_lines: list[str], results: Results, arguments: str) -> None:
+    block = "\n".join(
+        [
+            MARK_START,
+            f"Written by `make bench` (`python -m bench {arguments}`); do not edit by hand.",
+            "",
+            *machine_lines,
+            f"- Load average at end: {' / '.join(f'{value:.2f}' for value in os.getloadavg())}",
+            "",
+            table(results),
+            "",
+            *[f"- {note}" for note in results.notes],
+            MARK_END,
+        ]
+    )
+    text = path.read_text() if path.exists() else f"# Benchmarks\n\n{MARK_START}\n{MARK_END}\n"
+    if MARK_START not in text:
+        text += f"\n{MARK_START}\n{MARK_END}\n"
+    before, rest = text.split(MARK_START, 1)
+    after = rest.split(MARK_END, 1)[1]
+    path.write_text(before + block + after)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--cold-runs", type=int, default=15, help="fresh interpreters per variant (>= 10)")
+    parser.add_argument("--warm", type=int, default=10000, help="warm invocations (>= 5000)")
+    parser.add_argument("--wrk-seconds", type=int, default=5)
+    parser.add_argument("--wrk-rounds", type=int, default=3)
+    parser.add_argument("--wrk-connections", type=int, default=8)
+    parser.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    if not (LAMBDA_RUNTIME / "boto3").is_dir():
+        raise SystemExit(f"{LAMBDA_RUNTIME} is missing: run `make bench`, which installs it")
+
+    results = Results()
+    machine_lines = machine()
+    print("\n".join(machine_lines), flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        work = Path(scratch)
+        print("Building (make build) ...", flush=True)
+        builds = build(work)
+        measure_sizes(builds, work, results)
+
+        emulator_port, secrets_port = free_port(), free_port()
+        emulator_url, secrets_url = f"http://{HOST}:{emulator_port}", f"http://{HOST}:{secrets_port}"
+        emulator_command = [sys.executable, "-m", "devtools.genesys_emulator", "--port", str(emulator_port)]
+        moto_command = [str(VENV_BIN / "moto_server"), "-H", HOST, "-p", str(secrets_port)]
+        with (
+            started(emulator_command, emulator_port, "the Genesys emulator"),
+            started(moto_command, secrets_port, "moto's Secrets Manager"),
+        ):
+            boto3.client(
+                "secretsmanager",
+                endpoint_url=secrets_url,
+                region_name="us-east-1",
+                aws_access_key_id="bench",
+                aws_secret_access_key="bench",
+            ).create_secret(
+                Name=SECRET_ID,
+                SecretString=json.dumps({"clientId": DEMO_CLIENT_ID, "clientSecret": DEMO_CLIENT_SECRET}),
+            )
+            event_path = work / "event.json"
+            event_path.write_text(
+                json.dumps(
+                    build_event(
+                        "POST",
+                        "/guest-tokens",
+                        headers={"Origin": ORIGIN, "Content-Type": "application/json"},
+                        body='{"duration": "short"}',
+                    )
+                )
+            )
+            print(f"Cold start ({args.cold_runs} runs per variant) ...", flush=True)
+            samples = measure_cold_start(builds, emulator_url, secrets_url, event_path, args.cold_runs, work)
+            report_cold_start(samples, results)
+            print(f"Warm ({args.warm} invocations) ...", flush=True)
+            warm = measure_warm(builds["make build (.pyc)"], emulator_url, secrets_url, event_path, args.warm, work)
+            report_warm(warm, results)
+        print("Throughput (wrk) ...", flush=True)
+        measure_throughput(args.wrk_seconds, args.wrk_connections, args.wrk_rounds, results)
+
+    print()
+    print(table(results))
+    arguments = " ".join(argv if argv is not None else sys.argv[1:])
+    write_markdown(args.output, machine_lines, results, arguments)
+    print(f"\nWritten to {args.output.relative_to(REPO) if args.output.is_relative_to(REPO) else args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

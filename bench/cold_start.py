@@ -1,0 +1,65 @@
+"""One cold start, run by bench/__main__.py in a fresh `python -S` interpreter laid out as Lambda lays it out.
+
+Usage: python -S bench/cold_start.py RESULT_JSON EVENT_JSON HANDLER
+
+Standard library only before the clock starts, as Lambda's runtime has already loaded its own modules by
+then. Times the import of the handler's module and the first invocation (secret read, OAuth token, guest
+token, verification), then writes them with the peak resident memory to RESULT_JSON.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import resource
+import sys
+import time
+import uuid
+
+
+class Context:
+    """The parts of Lambda's context the handler reads."""
+
+    function_name = "GuestTokenFunction"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:GuestTokenFunction"
+    log_group_name = "/aws/lambda/GuestTokenFunction"
+    log_stream_name = "bench"
+
+    def __init__(self, timeout_seconds: float = 10.0) -> None:
+        self.aws_request_id = str(uuid.uuid4())
+        self._ends = time.monotonic() + timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._ends - time.monotonic()) * 1000))
+
+
+def main() -> int:
+    result_path, event_path, handler = sys.argv[1:4]
+    with open(event_path) as file:
+        event = json.load(file)
+    module_name, _, attribute = handler.rpartition(".")
+
+    started = time.perf_counter()
+    module = importlib.import_module(module_name)
+    imported = time.perf_counter()
+    answer = getattr(module, attribute)(event, Context())
+    answered = time.perf_counter()
+
+    with open(result_path, "w") as file:
+        json.dump(
+            {
+                "importMs": (imported - started) * 1000,
+                "firstRequestMs": (answered - imported) * 1000,
+                "status": answer["statusCode"],
+                # Linux reports kilobytes.
+                "maxRssMb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            },
+            file,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Warm invocations in one container, run by bench/__main__.py with the same layout as a cold start.
+
+Usage: python -S bench/warm.py RESULT_JSON EVENT_JSON INVOCATIONS WARMUP
+
+Invokes the handler INVOCATIONS times (the first one is the container's cold start) and, right after each,
+a bare Powertools APIGatewayRestResolver that only returns a constant, so both see the same machine load.
+The handler's own time is its wall time minus the upstream round trips it logged (the ``latencyMs`` of each
+``genesys_call`` line: the HTTP request to the emulator until its answer is read). Log lines go to memory
+instead of stdout so they can be read; the first WARMUP invocations are left out of the percentiles.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+from cold_start import Context
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+
+    def at(fraction: float) -> float:
+        return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "max": ordered[-1]}
+
+
+def main() -> int:
+    result_path, event_path = sys.argv[1:3]
+    invocations, warmup = int(sys.argv[3]), int(sys.argv[4])
+    with open(event_path) as file:
+        event = json.load(file)
+
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver  # noqa: PLC0415
+    from guest_token import observability  # noqa: PLC0415
+    from guest_token.app import lambda_handler  # noqa: PLC0415
+
+    bare = APIGatewayRestResolver()
+
+    @bare.post("/guest-tokens")
+    def constant() -> dict[str, Any]:
+        return {"ok": True}
+
+    logs = io.StringIO()
+    observability.logger.registered_handler.setStream(logs)  # type: ignore[attr-defined]
+
+    own: list[float] = []
+    total: list[float] = []
+    upstream: list[float] = []
+    baseline: list[float] = []
+    statuses: Counter[int] = Counter()
+    for index in range(invocations):
+        context = Context()
+        started = time.perf_counter()
+        answer = lambda_handler(event, context)
+        elapsed = (time.perf_counter() - started) * 1000
+
+        bare_context = Context()
+        started = time.perf_counter()
+        bare.resolve(event, bare_context)
+        bare_elapsed = (time.perf_counter() - started) * 1000
+
+        statuses[answer["statusCode"]] += 1
+        round_trips = 0.0
+        for line in logs.getvalue().splitlines():
+            entry = json.loads(line)
+            if entry.get("event") == "genesys_call":
+                round_trips += entry["latencyMs"]
+        logs.seek(0)
+        logs.truncate()
+        if index >= warmup:
+            total.append(elapsed)
+            upstream.append(round_trips)
+            own.append(elapsed - round_trips)
+            baseline.append(bare_elapsed)
+
+    with open(result_path, "w") as file:
+        json.dump(
+            {
+                "invocations": invocations,
+                "measured": len(own),
+                "statuses": {str(status): count for status, count in statuses.items()},
+                "own": percentiles(own),
+                "total": percentiles(total),
+                "upstream": percentiles(upstream),
+                "bare": percentiles(baseline),
+            },
+            file,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
