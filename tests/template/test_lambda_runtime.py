@@ -32,7 +32,7 @@ from samtranslator.yaml_helper import yaml_parse
 
 from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, GenesysEmulator
 from tests.documented_events import EVENTS, REPO, documented_answers, event_files
-from tests.template.test_template import offline_env
+from tests.template.test_template import sam_build
 
 pytestmark = pytest.mark.slow
 
@@ -75,19 +75,7 @@ def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`sam build` for this machine's architecture (the template's Architecture parameter)."""
     home = tmp_path_factory.mktemp("home")
     build = tmp_path_factory.mktemp("sam") / "build"
-    result = subprocess.run(
-        [
-            *(Path(sys.executable).parent / "sam", "build", "--build-dir", str(build)),
-            *("--parameter-overrides", f"Architecture={ARCHITECTURE}"),
-        ],
-        capture_output=True,
-        text=True,
-        env=offline_env(HOME=str(home), AWS_DEFAULT_REGION="us-east-1"),
-        cwd=REPO,
-        check=False,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    sam_build(build, home, "--parameter-overrides", f"Architecture={ARCHITECTURE}")
     return build
 
 

@@ -26,6 +26,20 @@ def offline_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def sam_build(build_dir: Path, home: Path, *extra: str) -> None:
+    """`sam build` of template.yaml into ``build_dir``, offline; fails the test with SAM's output."""
+    result = subprocess.run(
+        [BIN / "sam", "build", "--template-file", str(TEMPLATE), "--build-dir", str(build_dir), *extra],
+        capture_output=True,
+        text=True,
+        env=offline_env(HOME=str(home), AWS_DEFAULT_REGION="us-east-1"),
+        cwd=REPO,
+        check=False,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
     return dict(yaml_parse(TEMPLATE.read_text()))
@@ -60,16 +74,7 @@ def test_sam_validate_lint_needs_no_region_or_credentials(tmp_path):
 @pytest.mark.slow
 def test_sam_build_packages_the_default_arm64_function_and_layer(tmp_path):
     build_dir = tmp_path / "build"
-    result = subprocess.run(
-        [BIN / "sam", "build", "--template-file", str(TEMPLATE), "--build-dir", str(build_dir)],
-        capture_output=True,
-        text=True,
-        env=offline_env(HOME=str(tmp_path), AWS_DEFAULT_REGION="us-east-1"),
-        cwd=REPO,
-        check=False,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    sam_build(build_dir, tmp_path)
     function_dir = build_dir / "GuestTokenFunction"
     assert (function_dir / "guest_token" / "app.py").is_file()
     layer = build_dir / "DependenciesLayer" / "python"
