@@ -39,6 +39,8 @@ BENCH = REPO / "bench"
 VENV_BIN = Path(sys.executable).parent
 # Stands in for /var/runtime (boto3 as the Lambda runtime has it); `make bench` installs it.
 LAMBDA_RUNTIME = REPO / ".venv" / "lambda-runtime"
+# The built layers, extracted into /opt in this order as Lambda does.
+LAYERS = ("DependenciesLayer", "TracingLayer")
 SDK_DIR = REPO / ".venv" / "bench-sdk"
 HOST = "127.0.0.1"
 ORIGIN = "https://www.example.com"
@@ -135,9 +137,10 @@ def zipped_size(path: Path, work: Path) -> int:
 def measure_sizes(builds: dict[str, Path], work: Path, results: Results) -> None:
     mb = 1024 * 1024
     for name, root in builds.items():
-        function, layer = root / "GuestTokenFunction", root / "DependenciesLayer"
-        function_size, layer_size = tree_size(function), tree_size(layer)
-        function_zip, layer_zip = zipped_size(function, work), zipped_size(layer, work)
+        function = root / "GuestTokenFunction"
+        function_size, function_zip = tree_size(function), zipped_size(function, work)
+        layer_size = sum(tree_size(root / layer) for layer in LAYERS)
+        layer_zip = sum(zipped_size(root / layer, work) for layer in LAYERS)
         results.add(
             f"Size, {name}: function / layer unzipped",
             f"{function_size / mb:.2f} MB / {layer_size / mb:.1f} MB "
@@ -179,7 +182,7 @@ def function_env(emulator_url: str, secrets_url: str, python_path: list[Path]) -
 
 def layout(root: Path) -> list[Path]:
     """/var/task, /opt/python and /var/runtime, in Lambda's order."""
-    return [root / "GuestTokenFunction", root / "DependenciesLayer" / "python", LAMBDA_RUNTIME]
+    return [root / "GuestTokenFunction", *(root / layer / "python" for layer in LAYERS), LAMBDA_RUNTIME]
 
 
 def run_child(script: str, args: list[str], env: dict[str, str], work: Path) -> dict[str, Any]:

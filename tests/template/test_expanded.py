@@ -42,6 +42,7 @@ def expand(parameters: dict[str, str] | None = None) -> dict[str, Any]:
     resources = template["Resources"]
     resources["GuestTokenFunction"]["Properties"]["CodeUri"] = "s3://artifacts/guest-token/function.zip"
     resources["DependenciesLayer"]["Properties"]["ContentUri"] = "s3://artifacts/guest-token/layer.zip"
+    resources["TracingLayer"]["Properties"]["ContentUri"] = "s3://artifacts/guest-token/tracing-layer.zip"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AWS_DEFAULT_REGION", "eu-west-1")  # the translator needs a region for ARNs
         return transform(template, parameters or {}, ManagedPolicies())
@@ -75,11 +76,14 @@ def test_the_function_runtime_memory_timeout_handler_and_layer(stack):
     assert function["MemorySize"] == 512
     assert function["Timeout"] == 10, "the handler's deadline and API Gateway's 29 s assume 10 s"
     assert function["Architectures"] == [{"Ref": "Architecture"}]
-    [layer_name] = resources_of_type(stack, "AWS::Lambda::LayerVersion")
-    assert function["Layers"] == [{"Ref": layer_name}]
-    layer = only(stack, "AWS::Lambda::LayerVersion")
-    assert function["Runtime"] in layer["CompatibleRuntimes"]
-    assert layer["CompatibleArchitectures"] == [{"Ref": "Architecture"}]
+    layers = resources_of_type(stack, "AWS::Lambda::LayerVersion")
+    by_name = {resource["Properties"]["LayerName"]: name for name, resource in layers.items()}
+    assert function["Layers"] == [{"Ref": by_name["DependenciesLayer"]}, {"Ref": by_name["TracingLayer"]}]
+    for layer in layers.values():
+        assert function["Runtime"] in layer["Properties"]["CompatibleRuntimes"]
+    # Native wheels follow the parameter; the tracing layer is pure Python and serves both.
+    assert layers[by_name["DependenciesLayer"]]["Properties"]["CompatibleArchitectures"] == [{"Ref": "Architecture"}]
+    assert layers[by_name["TracingLayer"]]["Properties"]["CompatibleArchitectures"] == ["arm64", "x86_64"]
 
 
 def test_the_architecture_is_a_parameter_defaulting_to_arm64(stack):

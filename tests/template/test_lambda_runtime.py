@@ -43,6 +43,8 @@ RIE = (
     / f"aws-lambda-rie-{platform.machine().replace('aarch64', 'arm64')}"
 )
 LAMBDA_RUNTIME = REPO / ".venv" / "lambda-runtime"
+# Lambda extracts every layer into /opt, in the function's order.
+LAYERS = ("DependenciesLayer", "TracingLayer")
 ARCHITECTURE = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()]
 # What Lambda's bootstrap does: start the runtime interface client with the handler's name.
 BOOTSTRAP = '#!/bin/sh\nexec "$RUNTIME_PYTHON" -S -m awslambdaric "$_HANDLER"\n'
@@ -162,7 +164,7 @@ def lambda_runtime(
         "LAMBDA_TASK_ROOT": str(task_root),
         # Lambda's /var/task, /opt/python and /var/runtime, in Lambda's order.
         "PYTHONPATH": os.pathsep.join(
-            [str(task_root), str(build_dir / "DependenciesLayer" / "python"), str(LAMBDA_RUNTIME)]
+            map(str, [task_root, *(build_dir / layer / "python" for layer in LAYERS), LAMBDA_RUNTIME])
         ),
         "RUNTIME_PYTHON": sys.executable,
         "_HANDLER": function["Handler"],

@@ -45,6 +45,7 @@ def expanded(template, monkeypatch_module) -> dict[str, Any]:
     document = json.loads(json.dumps(template))
     document["Resources"]["GuestTokenFunction"]["Properties"]["CodeUri"] = "s3://bucket/function.zip"
     document["Resources"]["DependenciesLayer"]["Properties"]["ContentUri"] = "s3://bucket/layer.zip"
+    document["Resources"]["TracingLayer"]["Properties"]["ContentUri"] = "s3://bucket/tracing-layer.zip"
 
     class ManagedPolicies:
         def load(self) -> dict[str, str]:
