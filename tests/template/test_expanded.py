@@ -9,43 +9,21 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 from aws_lambda_powertools.shared import constants as powertools_constants
-from samtranslator.translator.transform import transform
-from samtranslator.yaml_helper import yaml_parse
 
-REPO = Path(__file__).resolve().parents[2]
-TEMPLATE = REPO / "template.yaml"
+from tests.template.cloudformation import BASIC_EXECUTION_ROLE, REPO, expand
+
 PACKAGE = REPO / "functions" / "guest_token" / "guest_token"
-BASIC_EXECUTION_ROLE = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 # SAM attaches it whenever Tracing is a parameter, active or not; it only writes trace segments.
 XRAY_WRITE_ONLY = "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"
 # The variables Powertools itself reads (Logger, Metrics, Tracer, parameters ...).
 POWERTOOLS_VARIABLES = {
     value for value in vars(powertools_constants).values() if isinstance(value, str) and value.startswith("POWERTOOLS_")
 }
-
-
-class ManagedPolicies:
-    """The translator's managed-policy loader, without IAM: the names a template may use, and nothing else."""
-
-    def load(self) -> dict[str, str]:
-        return {"AWSLambdaBasicExecutionRole": BASIC_EXECUTION_ROLE}
-
-
-def expand(parameters: dict[str, str] | None = None) -> dict[str, Any]:
-    template = yaml_parse(TEMPLATE.read_text())
-    resources = template["Resources"]
-    resources["GuestTokenFunction"]["Properties"]["CodeUri"] = "s3://artifacts/guest-token/function.zip"
-    resources["DependenciesLayer"]["Properties"]["ContentUri"] = "s3://artifacts/guest-token/layer.zip"
-    resources["TracingLayer"]["Properties"]["ContentUri"] = "s3://artifacts/guest-token/tracing-layer.zip"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AWS_DEFAULT_REGION", "eu-west-1")  # the translator needs a region for ARNs
-        return transform(template, parameters or {}, ManagedPolicies())
 
 
 @pytest.fixture(scope="module")
@@ -118,25 +96,6 @@ def test_the_role_may_read_the_credentials_secret_and_write_logs_and_traces_noth
         "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:"
         "secret:${GenesysCredentialsSecretName}-??????"
     )
-
-
-BUS_ARN = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${TokenEventsBusName}"
-
-
-def test_token_events_may_go_to_the_one_bus_and_only_when_it_is_configured(stack):
-    [role_name] = resources_of_type(stack, "AWS::IAM::Role")
-    [policy] = resources_of_type(stack, "AWS::IAM::Policy").values()
-    assert stack["Conditions"][policy["Condition"]] == {
-        "Fn::Not": [{"Fn::Equals": [{"Ref": "TokenEventsBusName"}, ""]}]
-    }
-    assert policy["Properties"]["Roles"] == [{"Ref": role_name}]
-    assert policy["Properties"]["PolicyDocument"]["Statement"] == [
-        {
-            "Effect": "Allow",
-            "Action": "events:PutEvents",
-            "Resource": {"Fn::Sub": BUS_ARN},
-        }
-    ]
 
 
 def secret_arn(resource: Any) -> str:

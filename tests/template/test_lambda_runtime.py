@@ -32,6 +32,7 @@ from samtranslator.yaml_helper import yaml_parse
 
 from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, GenesysEmulator
 from tests.documented_events import EVENTS, REPO, documented_answers, event_files
+from tests.template.cloudformation import evaluate
 from tests.template.test_template import sam_build
 
 pytestmark = pytest.mark.slow
@@ -85,29 +86,10 @@ def function_environment(build_dir: Path) -> dict[str, str]:
     """The function's variables as `sam local invoke --env-vars events/env.json` resolves them."""
     template = yaml_parse((build_dir / "template.yaml").read_text())
     function = template["Resources"]["GuestTokenFunction"]["Properties"]
-    defaults = {name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()}
-    conditions = template.get("Conditions", {})
-
-    def resolve(value: Any) -> Any:
-        """The few intrinsics the environment uses, with every parameter at its default."""
-        if not isinstance(value, dict):
-            return value
-        [(function_name, argument)] = value.items()
-        match function_name:
-            case "Ref":
-                return defaults[argument]
-            case "Condition":
-                return resolve(conditions[argument])
-            case "Fn::If":
-                condition, when_true, when_false = argument
-                return resolve(when_true if resolve(conditions[condition]) else when_false)
-            case "Fn::Equals":
-                return str(resolve(argument[0])) == str(resolve(argument[1]))
-            case "Fn::Not":
-                return not resolve(argument[0])
-        raise AssertionError(f"the test cannot resolve {function_name} in the function's environment")
-
-    variables = {name: str(resolve(value)) for name, value in function["Environment"]["Variables"].items()}
+    # Every parameter at its default, as `sam local invoke` without --parameter-overrides.
+    variables = {
+        name: str(evaluate(value, template, {})) for name, value in function["Environment"]["Variables"].items()
+    }
     variables.update(json.loads((EVENTS / "env.json").read_text())["GuestTokenFunction"])
     return variables
 

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
+
+from tests.template.cloudformation import evaluate, expand
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()
@@ -39,48 +40,14 @@ def function_env(resources) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def expanded(template, monkeypatch_module) -> dict[str, Any]:
+def expanded() -> dict[str, Any]:
     """The template as CloudFormation gets it from the SAM transform (no AWS account needed)."""
-    monkeypatch_module.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    document = json.loads(json.dumps(template))
-    document["Resources"]["GuestTokenFunction"]["Properties"]["CodeUri"] = "s3://bucket/function.zip"
-    document["Resources"]["DependenciesLayer"]["Properties"]["ContentUri"] = "s3://bucket/layer.zip"
-    document["Resources"]["TracingLayer"]["Properties"]["ContentUri"] = "s3://bucket/tracing-layer.zip"
-
-    class ManagedPolicies:
-        def load(self) -> dict[str, str]:
-            names = ("AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess")
-            return {name: f"arn:aws:iam::aws:policy/{name}" for name in names}
-
-    return dict(transform(document, {}, ManagedPolicies()))
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
+    return expand()
 
 
 def documented_metrics() -> dict[str, list[list[str]]]:
     rows = re.findall(r"^\| `(\w+)` \| `[\w/]+` \| ((?:`\[[\w, ]*\]` ?)+) \|", README, re.MULTILINE)
     return {name: [group.split(", ") for group in re.findall(r"`\[([\w, ]*)\]`", sets)] for name, sets in rows}
-
-
-def evaluate(condition: Any, template: dict[str, Any], parameters: dict[str, str]) -> Any:
-    """Enough of CloudFormation's condition functions to evaluate this template's conditions."""
-    if isinstance(condition, dict):
-        [(function, argument)] = condition.items()
-        if function == "Ref":
-            return parameters.get(argument, str(template["Parameters"][argument].get("Default", "")))
-        if function == "Condition":
-            return evaluate(template["Conditions"][argument], template, parameters)
-        values = [evaluate(item, template, parameters) for item in argument]
-        if function == "Fn::Equals":
-            return values[0] == values[1]
-        if function == "Fn::Not":
-            return not values[0]
-        raise AssertionError(f"unexpected {function}")
-    return condition
 
 
 def is_true(name: str, template: dict[str, Any], **parameters: str) -> bool:
