@@ -20,6 +20,7 @@ from moto.server import ThreadedMotoServer
 
 from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from tests.conftest import ORIGIN
+from tests.net import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET_ID = "genesys-guest-token/tracing"
@@ -36,12 +37,6 @@ loaded = sorted({name.split(".")[0] for name in sys.modules} & {"aws_xray_sdk", 
 with open(sys.argv[2], "w") as out:
     json.dump({"result": result, "loaded": loaded}, out)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

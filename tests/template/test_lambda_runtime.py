@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from samtranslator.yaml_helper import yaml_parse
 
 from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, GenesysEmulator
 from tests.documented_events import EVENTS, REPO, documented_answers, event_files
+from tests.net import free_port, listening
 from tests.template.cloudformation import evaluate
 from tests.template.test_template import sam_build
 
@@ -60,17 +60,6 @@ class Runtime:
         """What the function printed lately (its JSON log lines), without the emulator's own lines."""
         lines = [line for line in self.log.read_text().splitlines() if "(rapid)" not in line]
         return "\n".join(lines[-20:])
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture(scope="module")
