@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
-
-import jwt
-from jwt.types import Options
+from typing import TYPE_CHECKING, Any
 
 from .budget import Deadline
 from .errors import TokenVerificationFailed, UpstreamUnavailable
 from .observability import logger
 from .settings import Settings
+
+if TYPE_CHECKING:
+    import jwt
+    from jwt.types import Options
 
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"]
 JWKS_CACHE_SECONDS = 300
@@ -32,6 +33,8 @@ class VerifiedToken:
 
 @functools.cache
 def _jwks_client(url: str) -> jwt.PyJWKClient:
+    import jwt  # noqa: PLC0415
+
     return jwt.PyJWKClient(url, cache_keys=True, lifespan=JWKS_CACHE_SECONDS, timeout=JWKS_TIMEOUT_SECONDS)
 
 
@@ -47,31 +50,37 @@ def _warn_claims_only() -> None:
 def verify_guest_token(
     settings: Settings, token: str, *, guest_id: str, scopes: tuple[str, ...], deadline: Deadline
 ) -> VerifiedToken:
-    try:
-        algorithm = jwt.get_unverified_header(token).get("alg")
-    except jwt.InvalidTokenError:
-        raise TokenVerificationFailed(log_detail="Genesys returned a token that is not a JWT") from None
-    if algorithm not in ALGORITHMS:
-        raise TokenVerificationFailed(log_detail=f"token algorithm {algorithm!r} is not accepted")
+    # Imported by the first token to check, not with the handler: pyjwt loads cryptography (about 50 ms of
+    # cold start), which a container answering a preflight or a refused request never needs.
+    import jwt  # noqa: PLC0415
 
     # iat is not checked: a few seconds of clock skew at Genesys must not fail a good token.
     options: Options = {"require": ["exp", "sub"], "verify_iat": False, "verify_aud": False}
     try:
         if settings.jwks_url:
+            _check_algorithm(jwt.get_unverified_header(token))
             deadline.check("fetching the JWKS")
             key: Any = _jwks_client(settings.jwks_url).get_signing_key_from_jwt(token).key
             claims = jwt.decode(token, key, algorithms=ALGORITHMS, options=options)
         else:
             _warn_claims_only()
-            claims = jwt.decode(
+            # One decode gives the header with the claims: pyjwt checks every base64url character in Python,
+            # so decoding twice cost a tenth of the warm path.
+            decoded = jwt.decode_complete(
                 token, algorithms=ALGORITHMS, options={**options, "verify_signature": False, "verify_exp": True}
             )
+            _check_algorithm(decoded["header"])
+            claims = decoded["payload"]
     except jwt.PyJWKClientConnectionError:
         raise UpstreamUnavailable(log_detail=f"cannot fetch the JWKS from {settings.jwks_url}") from None
     except jwt.PyJWKClientError as exc:
         raise TokenVerificationFailed(log_detail=f"token signing key not usable: {exc}") from None
     except jwt.ExpiredSignatureError:
         raise TokenVerificationFailed(log_detail="token is already expired") from None
+    except jwt.DecodeError as exc:
+        if not isinstance(exc, jwt.InvalidSignatureError):  # the one DecodeError of a well-formed token
+            raise TokenVerificationFailed(log_detail="Genesys returned a token that is not a JWT") from None
+        raise TokenVerificationFailed(log_detail=f"token rejected: {type(exc).__name__}: {exc}") from None
     except jwt.InvalidTokenError as exc:
         raise TokenVerificationFailed(log_detail=f"token rejected: {type(exc).__name__}: {exc}") from None
 
@@ -82,6 +91,12 @@ def verify_guest_token(
     if missing:
         raise TokenVerificationFailed(log_detail=f"token lacks requested scopes: {', '.join(missing)}")
     return VerifiedToken(expires_at=int(claims["exp"]), scopes=scopes)
+
+
+def _check_algorithm(header: dict[str, Any]) -> None:
+    algorithm = header.get("alg")
+    if algorithm not in ALGORITHMS:
+        raise TokenVerificationFailed(log_detail=f"token algorithm {algorithm!r} is not accepted")
 
 
 def _scopes(claim: Any) -> set[str]:
