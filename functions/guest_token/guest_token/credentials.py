@@ -11,6 +11,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import observability
 from .budget import Deadline
 from .errors import ConfigurationError, UpstreamUnavailable
 from .settings import Settings
@@ -46,6 +47,7 @@ def _provider(endpoint_url: str | None) -> SecretsProvider:
 
     # Short timeouts and one retry: a slow Secrets Manager must not eat the whole request budget.
     config = Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 2, "mode": "standard"})
+    observability.trace_aws_calls()
     client = boto3.client("secretsmanager", config=config, endpoint_url=endpoint_url)
     return SecretsProvider(boto3_client=client)
 

@@ -8,6 +8,7 @@ The README's "Operating the service" section documents every audit event and met
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -27,17 +28,28 @@ warnings.filterwarnings("ignore", message="No application metrics to publish", c
 
 
 def _new_tracer() -> Tracer | None:
-    # The Tracer loads the X-Ray SDK and patches botocore (Secrets Manager, EventBridge): cold-start time
-    # paid only when tracing is on. Genesys calls get subsegments from upstream_segment instead: X-Ray's
-    # http.client patch does not see urllib3 2's requests.
+    # The Tracer loads the X-Ray SDK: cold-start time paid only when tracing is on. Genesys calls get
+    # subsegments from upstream_segment instead: X-Ray's http.client patch does not see urllib3 2's requests.
     if not tracing_enabled():
         return None
     from aws_lambda_powertools import Tracer  # noqa: PLC0415
 
-    return Tracer(patch_modules=("botocore",))
+    return Tracer(auto_patch=False)  # botocore is patched by trace_aws_calls, when a client is first made
 
 
 tracer = _new_tracer()
+
+
+@functools.cache
+def trace_aws_calls() -> None:
+    """Record AWS SDK calls (Secrets Manager, EventBridge) as subsegments; called before an AWS client is made.
+
+    Patching imports botocore (about 80 ms), so it waits for the first AWS client instead of the import: a
+    container answering only preflights and refusals never pays for it, and the first token request needs
+    botocore anyway."""
+    if tracer is not None:
+        tracer.patch(("botocore",))
+
 
 # Audit entries: one "event" key names the entry; the README documents the fields of each.
 REQUEST_RECEIVED = "token_request_received"

@@ -11,8 +11,6 @@ import functools
 import json
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from . import observability
 from .budget import Deadline
 from .settings import Settings
@@ -40,6 +38,7 @@ def _client() -> EventBridgeClient:
         read_timeout=READ_TIMEOUT_SECONDS,
         retries={"total_max_attempts": 1, "mode": "standard"},
     )
+    observability.trace_aws_calls()
     return boto3.client("events", config=config)
 
 
@@ -78,6 +77,9 @@ def publish_token_issued(
         "Detail": json.dumps(detail),
         "EventBusName": bus,
     }
+    # Imported with boto3 on the first publish: a container without a bus never loads botocore for this.
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
     try:
         answer = _client().put_events(Entries=[entry])
     except ClientError as exc:
