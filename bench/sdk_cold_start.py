@@ -16,6 +16,8 @@ import sys
 import time
 import uuid
 
+import awslambdaric.bootstrap  # noqa: F401  (loaded by Lambda's runtime before the handler, as in cold_start.py)
+
 
 def main() -> int:
     result_path = sys.argv[1]

@@ -1,24 +1,31 @@
 """Warm invocations in one container, run by bench/__main__.py with the same layout as a cold start.
 
-Usage: python -S bench/warm.py RESULT_JSON EVENT_JSON INVOCATIONS WARMUP
+Usage: python -S bench/warm.py RESULT_JSON EVENT_JSON INVOCATIONS WARMUP [SAMPLING]
 
 Invokes the handler INVOCATIONS times (the first one is the container's cold start) and, right after each,
 a bare Powertools APIGatewayRestResolver that only returns a constant, so both see the same machine load.
 The handler's own time is its wall time minus the upstream round trips it logged (the ``latencyMs`` of each
 ``genesys_call`` line: the HTTP request to the emulator until its answer is read). Log lines go to memory
 instead of stdout so they can be read; the first WARMUP invocations are left out of the percentiles.
+
+SAMPLING is what the trace headers say, which matters only with tracing on: ``default`` follows X-Ray's
+default sampling rule (the first request in each second and 5 % of the others, decided by API Gateway),
+``all`` samples every invocation (the most the Tracer can cost).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import random
 import sys
 import time
 from collections import Counter
 from typing import Any
 
-from cold_start import Context
+from cold_start import Context, new_invocation
+
+X_RAY_DEFAULT_RATE = 0.05  # X-Ray's default rule: a reservoir of one request per second, then 5 %
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -33,6 +40,10 @@ def percentiles(values: list[float]) -> dict[str, float]:
 def main() -> int:
     result_path, event_path = sys.argv[1:3]
     invocations, warmup = int(sys.argv[3]), int(sys.argv[4])
+    sampling = sys.argv[5] if len(sys.argv) > 5 else "default"
+    draw = random.Random(7)  # the same sampling decisions on every run
+    reservoir_second = -1
+    sampled_count = 0
     with open(event_path) as file:
         event = json.load(file)
 
@@ -55,7 +66,12 @@ def main() -> int:
     baseline: list[float] = []
     statuses: Counter[int] = Counter()
     for index in range(invocations):
-        context = Context()
+        second = int(time.time())
+        reservoir, reservoir_second = second != reservoir_second, second  # the first request in each second
+        sampled = sampling == "all" or reservoir or draw.random() < X_RAY_DEFAULT_RATE
+        if sampled and index >= warmup:
+            sampled_count += 1
+        context = new_invocation(sampled=sampled)
         started = time.perf_counter()
         answer = lambda_handler(event, context)
         elapsed = (time.perf_counter() - started) * 1000
@@ -84,6 +100,7 @@ def main() -> int:
             {
                 "invocations": invocations,
                 "measured": len(own),
+                "sampled": sampled_count,
                 "statuses": {str(status): count for status, count in statuses.items()},
                 "own": percentiles(own),
                 "total": percentiles(total),
