@@ -304,6 +304,22 @@ def report_cold_start(samples: dict[str, list[dict[str, Any]]], results: Results
             )
 
 
+def measure_cold_start_parts(
+    root: Path, stand_ins: StandIns, event_path: Path, runs: int, work: Path, results: Results
+) -> None:
+    """Where the default cold start goes: each group of modules, in the order they load, then the invocation."""
+    env = function_env(stand_ins, layout(root), root / "GuestTokenFunction", tracing=True)
+    samples: dict[str, list[float]] = {}
+    for _ in range(runs):
+        sample = run_child("cold_start_parts.py", [str(event_path), HANDLER], env, work)
+        if sample["status"] != 200:
+            raise SystemExit(f"cold_start_parts.py: the first request answered {sample['status']}")
+        for part, milliseconds in sample["parts"].items():
+            samples.setdefault(part, []).append(milliseconds)
+    for part, values in samples.items():
+        results.add(f"Cold start part ({DEFAULT_VARIANT}): {part}", spread(values))
+
+
 def measure_warm(
     root: Path, stand_ins: StandIns, event_path: Path, invocations: int, work: Path, *, tracing: bool, sampling: str
 ) -> dict[str, Any]:
@@ -524,6 +540,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Cold start ({args.cold_runs} runs per variant) ...", flush=True)
             samples = measure_cold_start(builds, stand_ins, event_paths, args.cold_runs, work)
             report_cold_start(samples, results)
+            print(f"Cold start parts ({args.cold_runs} runs) ...", flush=True)
+            measure_cold_start_parts(builds["make build (.pyc)"], stand_ins, event_path, args.cold_runs, work, results)
             warm_variants = (
                 ("tracing on (template default), X-Ray's default sampling", True, "default"),
                 ("tracing on, every request sampled", True, "all"),
