@@ -32,11 +32,13 @@ help:
 	@echo "make build  sam build, then precompile it (needs python3.12; ARCH=x86_64 for an x86_64 build)"
 	@echo "make bench  cold start, warm overhead, upstream calls, size, throughput -> BENCHMARKS.md"
 
-$(STAMP): layers/dependencies/requirements.txt layers/tracing/requirements.txt requirements-dev.txt
+$(STAMP): layers/dependencies/requirements.txt layers/tracing/requirements.txt layers/signature/requirements.txt \
+		requirements-dev.txt
 	@test -x $(PY) || { python=$(RUNTIME_PYTHON) && [ -n "$$python" ] && "$$python" -m venv $(VENV); }
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check \
-		-r layers/dependencies/requirements.txt -r layers/tracing/requirements.txt -r requirements-dev.txt
+		-r layers/dependencies/requirements.txt -r layers/tracing/requirements.txt \
+		-r layers/signature/requirements.txt -r requirements-dev.txt
 	@touch $@
 
 $(LAMBDA_RUNTIME_STAMP): devtools/lambda-runtime-requirements.txt $(STAMP)
@@ -74,7 +76,8 @@ test: lint $(LAMBDA_RUNTIME_STAMP) $(CHECKOV_STAMP) $(CHROMIUM)
 build: $(STAMP)
 	sam build --build-dir $(BUILD_DIR) $(if $(ARCH),--parameter-overrides Architecture=$(ARCH))
 	$(PY) -m compileall -q -j 0 --invalidation-mode unchecked-hash \
-		$(BUILD_DIR)/GuestTokenFunction $(BUILD_DIR)/DependenciesLayer/python $(BUILD_DIR)/TracingLayer/python
+		$(BUILD_DIR)/GuestTokenFunction $(BUILD_DIR)/DependenciesLayer/python $(BUILD_DIR)/TracingLayer/python \
+		$(BUILD_DIR)/SignatureLayer/python
 
 $(BENCH_SDK_STAMP): bench/sdk-requirements.txt $(STAMP)
 	rm -rf $(BENCH_SDK)

@@ -39,8 +39,10 @@ BENCH = REPO / "bench"
 VENV_BIN = Path(sys.executable).parent
 # Stands in for /var/runtime (boto3 as the Lambda runtime has it); `make bench` installs it.
 LAMBDA_RUNTIME = REPO / ".venv" / "lambda-runtime"
-# The built layers, extracted into /opt in this order as Lambda does.
+# The built layers, extracted into /opt in this order as Lambda does (the template's defaults).
 LAYERS = ("DependenciesLayer", "TracingLayer")
+# cryptography, attached only when GenesysJwksUrl is set.
+SIGNATURE_LAYER = "SignatureLayer"
 SDK_DIR = REPO / ".venv" / "bench-sdk"
 HOST = "127.0.0.1"
 ORIGIN = "https://www.example.com"
@@ -148,6 +150,11 @@ def measure_sizes(builds: dict[str, Path], work: Path, results: Results) -> None
             f"layer < {LAYER_TARGET_MB} MB",
         )
         results.add(f"Size, {name}: function / layer zipped", f"{function_zip / mb:.2f} MB / {layer_zip / mb:.1f} MB")
+        signature = root / SIGNATURE_LAYER
+        results.add(
+            f"Size, {name}: {SIGNATURE_LAYER} (only with GenesysJwksUrl), unzipped / zipped",
+            f"{tree_size(signature) / mb:.1f} MB / {zipped_size(signature, work) / mb:.1f} MB",
+        )
     if SDK_DIR.is_dir():
         results.add("Size, Genesys SDK alone (pip --target, with .pyc)", f"{tree_size(SDK_DIR) / mb:.0f} MB")
 

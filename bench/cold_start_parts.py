@@ -29,7 +29,7 @@ PARTS = (
         "boto3, botocore and Powertools parameters (first request)",
         ("boto3", "aws_lambda_powertools.utilities.parameters"),
     ),
-    ("pyjwt and cryptography (first request)", ("jwt",)),
+    ("pyjwt (first request; no cryptography without GenesysJwksUrl)", ("jwt",)),
 )
 
 

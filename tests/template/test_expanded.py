@@ -47,7 +47,7 @@ def variables_the_code_reads() -> set[str]:
     )
 
 
-def test_the_function_runtime_memory_timeout_handler_and_layer(stack):
+def test_the_function_runtime_memory_timeout_handler_and_layers(stack):
     function = only(stack, "AWS::Lambda::Function")
     assert function["Runtime"] == "python3.12"
     assert function["Handler"] == "guest_token.app.lambda_handler"
@@ -56,12 +56,21 @@ def test_the_function_runtime_memory_timeout_handler_and_layer(stack):
     assert function["Architectures"] == [{"Ref": "Architecture"}]
     layers = resources_of_type(stack, "AWS::Lambda::LayerVersion")
     by_name = {resource["Properties"]["LayerName"]: name for name, resource in layers.items()}
-    assert function["Layers"] == [{"Ref": by_name["DependenciesLayer"]}, {"Ref": by_name["TracingLayer"]}]
+    signature = by_name["SignatureLayer"]
+    assert function["Layers"] == [
+        {"Ref": by_name["DependenciesLayer"]},
+        {"Ref": by_name["TracingLayer"]},
+        {"Fn::If": ["ChecksSignatures", {"Ref": signature}, {"Ref": "AWS::NoValue"}]},
+    ]
     for layer in layers.values():
         assert function["Runtime"] in layer["Properties"]["CompatibleRuntimes"]
     # Native wheels follow the parameter; the tracing layer is pure Python and serves both.
-    assert layers[by_name["DependenciesLayer"]]["Properties"]["CompatibleArchitectures"] == [{"Ref": "Architecture"}]
+    for name in ("DependenciesLayer", "SignatureLayer"):
+        assert layers[by_name[name]]["Properties"]["CompatibleArchitectures"] == [{"Ref": "Architecture"}]
     assert layers[by_name["TracingLayer"]]["Properties"]["CompatibleArchitectures"] == ["arm64", "x86_64"]
+    # cryptography is created and attached only for signature checks (pyjwt loads it whenever it is there).
+    assert layers[signature]["Condition"] == "ChecksSignatures"
+    assert stack["Conditions"]["ChecksSignatures"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "GenesysJwksUrl"}, ""]}]}
 
 
 def test_the_architecture_is_a_parameter_defaulting_to_arm64(stack):

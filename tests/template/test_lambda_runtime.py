@@ -10,6 +10,7 @@ replaced by the loopback ports of the Genesys emulator and a moto server.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -44,8 +45,9 @@ RIE = (
     / f"aws-lambda-rie-{platform.machine().replace('aarch64', 'arm64')}"
 )
 LAMBDA_RUNTIME = REPO / ".venv" / "lambda-runtime"
-# Lambda extracts every layer into /opt, in the function's order.
+# Lambda extracts every layer into /opt, in the function's order; SignatureLayer comes with GenesysJwksUrl.
 LAYERS = ("DependenciesLayer", "TracingLayer")
+SIGNATURE_LAYER = "SignatureLayer"
 ARCHITECTURE = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()]
 # What Lambda's bootstrap does: start the runtime interface client with the handler's name.
 BOOTSTRAP = '#!/bin/sh\nexec "$RUNTIME_PYTHON" -S -m awslambdaric "$_HANDLER"\n'
@@ -93,15 +95,8 @@ def local_secrets_manager() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def lambda_runtime(
-    build_dir: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-    emulator: GenesysEmulator,
-    local_secrets_manager: str,
-) -> Iterator[Runtime]:
-    """The built function under aws-lambda-rie."""
-    if not (LAMBDA_RUNTIME / "awslambdaric").is_dir():
-        pytest.fail(f"{LAMBDA_RUNTIME} is missing: run `make test`, which installs it")
+def function_variables(build_dir: Path, emulator: GenesysEmulator, local_secrets_manager: str) -> dict[str, str]:
+    """The function's variables pointed at the loopback stand-ins, and the demo secret created."""
     variables = function_environment(build_dir)
     # A container reaches the emulators as host.docker.internal:8100 and :5100; here they are on loopback.
     for container_url, loopback_url in (
@@ -121,10 +116,16 @@ def lambda_runtime(
         Name=variables["GENESYS_CREDENTIALS_SECRET_ID"],
         SecretString=json.dumps({"clientId": DEMO_CLIENT_ID, "clientSecret": DEMO_CLIENT_SECRET}),
     )
+    return variables
 
+
+@contextlib.contextmanager
+def running(build_dir: Path, workdir: Path, variables: dict[str, str], layers: tuple[str, ...]) -> Iterator[Runtime]:
+    """The built function with these layers under aws-lambda-rie."""
+    if not (LAMBDA_RUNTIME / "awslambdaric").is_dir():
+        pytest.fail(f"{LAMBDA_RUNTIME} is missing: run `make test`, which installs it")
     function = yaml_parse((build_dir / "template.yaml").read_text())["Resources"]["GuestTokenFunction"]["Properties"]
     task_root = build_dir / "GuestTokenFunction"
-    workdir = tmp_path_factory.mktemp("runtime")
     bootstrap = workdir / "bootstrap"
     bootstrap.write_text(BOOTSTRAP)
     bootstrap.chmod(0o755)
@@ -135,7 +136,7 @@ def lambda_runtime(
         "LAMBDA_TASK_ROOT": str(task_root),
         # Lambda's /var/task, /opt/python and /var/runtime, in Lambda's order.
         "PYTHONPATH": os.pathsep.join(
-            map(str, [task_root, *(build_dir / layer / "python" for layer in LAYERS), LAMBDA_RUNTIME])
+            map(str, [task_root, *(build_dir / layer / "python" for layer in layers), LAMBDA_RUNTIME])
         ),
         "RUNTIME_PYTHON": sys.executable,
         "_HANDLER": function["Handler"],
@@ -172,6 +173,15 @@ def lambda_runtime(
             process.wait(timeout=10)
 
 
+@pytest.fixture(scope="module")
+def lambda_runtime(
+    build_dir: Path, tmp_path_factory: pytest.TempPathFactory, function_variables: dict[str, str]
+) -> Iterator[Runtime]:
+    """The built function as the template deploys it by default (no GenesysJwksUrl: no signature layer)."""
+    with running(build_dir, tmp_path_factory.mktemp("runtime"), function_variables, LAYERS) as runtime:
+        yield runtime
+
+
 def invoke(runtime: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     response = urllib3.request("POST", runtime.url, body=json.dumps(event).encode(), timeout=30.0)
     assert response.status == 200, runtime.function_log()
@@ -204,3 +214,32 @@ def test_warm_invocations_reuse_the_container_and_its_access_token(lambda_runtim
     for _ in range(3):
         assert invoke(lambda_runtime, event)["statusCode"] == 200
     assert emulator.count("oauth") == oauth_calls, "a warm container fetched a new OAuth token"
+
+
+def test_with_a_jwks_url_the_signature_layer_checks_signatures(build_dir, tmp_path, function_variables, emulator):
+    variables = {**function_variables, "GENESYS_JWKS_URL": emulator.jwks_url}
+    event = json.loads((EVENTS / "new-guest.json").read_text())
+    with running(build_dir, tmp_path, variables, (*LAYERS, SIGNATURE_LAYER)) as runtime:
+        assert invoke(runtime, event)["statusCode"] == 200, runtime.function_log()
+        jwks_calls = emulator.count("jwks")
+        assert jwks_calls >= 1, "the signature was not checked against the JWKS"
+
+        emulator.add_fault("guest-token", bad_signature=True)
+        result = invoke(runtime, event)
+        assert result["statusCode"] == 502, runtime.function_log()
+        assert json.loads(result["body"])["error"]["code"] == "upstream_error"
+        assert "InvalidSignatureError" in runtime.function_log()
+
+
+def test_a_jwks_url_without_the_signature_layer_is_a_configuration_error(build_dir, tmp_path, function_variables):
+    # GENESYS_JWKS_URL set by hand (not through the parameter): every token would fail to verify.
+    variables = {**function_variables, "GENESYS_JWKS_URL": "https://login.mypurecloud.com/jwks"}
+    event = json.loads((EVENTS / "new-guest.json").read_text())
+    with running(build_dir, tmp_path, variables, LAYERS) as runtime:
+        result = invoke(runtime, event)
+        assert result["statusCode"] == 500, runtime.function_log()
+        # Settings errors name the variable at fault, as for every other setting.
+        assert (
+            "GENESYS_JWKS_URL is set but cryptography is not installed"
+            in json.loads(result["body"])["error"]["message"]
+        )

@@ -77,15 +77,20 @@ def test_sam_build_packages_the_default_arm64_function_and_layer(tmp_path):
     function_dir = build_dir / "GuestTokenFunction"
     assert (function_dir / "guest_token" / "app.py").is_file()
     layer = build_dir / "DependenciesLayer" / "python"
-    for package in ("aws_lambda_powertools", "pydantic", "pydantic_core", "jwt", "cryptography", "urllib3"):
+    for package in ("aws_lambda_powertools", "pydantic", "pydantic_core", "jwt", "urllib3"):
         assert (layer / package).is_dir(), f"{package} missing from the layer"
+    # pyjwt imports cryptography whenever it can: only the signature layer (GenesysJwksUrl) carries it.
+    signature = build_dir / "SignatureLayer" / "python"
+    assert not (layer / "cryptography").exists() and (signature / "cryptography").is_dir()
     # The runtime provides boto3 and botocore: shipping them would add 40 MB and shadow the runtime's pair.
     tracing = build_dir / "TracingLayer" / "python"
-    for directory in (layer, tracing):
+    for directory in (layer, tracing, signature):
         assert not (directory / "boto3").exists() and not (directory / "botocore").exists()
     assert (tracing / "aws_xray_sdk").is_dir() and (tracing / "wrapt").is_dir()
     # Built for the template's default architecture (arm64), not for this machine's.
     assert list((layer / "pydantic_core").glob("*aarch64*.so")), "the layer's native code is not arm64"
+    [wheel] = signature.glob("cryptography-*.dist-info/WHEEL")
+    assert "aarch64" in wheel.read_text(), "the signature layer's cryptography is not arm64"
 
 
 def test_every_template_variable_and_parameter_is_documented_in_the_readme(function, template):

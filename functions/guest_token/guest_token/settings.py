@@ -6,6 +6,7 @@ Nothing else in the package reads ``os.environ`` (Powertools reads its own ``POW
 from __future__ import annotations
 
 import functools
+import importlib.util
 import ipaddress
 import os
 import re
@@ -123,6 +124,13 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         raise ConfigurationError(f"GENESYS_GUEST_TOKEN_PATH must start with '/', got {guest_token_path!r}")
 
     jwks_url = environ.get("GENESYS_JWKS_URL", "").strip()
+    # pyjwt checks signatures with cryptography, which ships in its own layer (template.yaml attaches it only
+    # when GenesysJwksUrl is set). Without it every token would fail late and obscurely; say so up front.
+    if jwks_url and importlib.util.find_spec("cryptography") is None:
+        raise ConfigurationError(
+            "GENESYS_JWKS_URL is set but cryptography is not installed: set it through the template's "
+            "GenesysJwksUrl parameter, which attaches SignatureLayer"
+        )
     secrets_endpoint = environ.get("SECRETS_MANAGER_ENDPOINT_URL", "").strip()
     bus = environ.get("TOKEN_EVENTS_BUS_NAME", "").strip()
     if bus and not _EVENT_BUS_PATTERN.fullmatch(bus):

@@ -50,8 +50,9 @@ def _warn_claims_only() -> None:
 def verify_guest_token(
     settings: Settings, token: str, *, guest_id: str, scopes: tuple[str, ...], deadline: Deadline
 ) -> VerifiedToken:
-    # Imported by the first token to check, not with the handler: pyjwt loads cryptography (about 50 ms of
-    # cold start), which a container answering a preflight or a refused request never needs.
+    # Imported by the first token to check, not with the handler: a container answering a preflight or a
+    # refused request never needs pyjwt, nor cryptography, which pyjwt loads whenever it is installed (about
+    # 50 ms; it is, with SignatureLayer, only when GENESYS_JWKS_URL is set).
     import jwt  # noqa: PLC0415
 
     # iat is not checked: a few seconds of clock skew at Genesys must not fail a good token.
