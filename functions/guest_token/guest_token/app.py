@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import gc
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -249,3 +250,9 @@ def _latency_ms() -> float:
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
+
+
+# Everything loaded so far lives as long as the container. Frozen, the garbage collector stops scanning it:
+# the first request then makes no full collection, which scanned the whole import (about 40 ms), and later
+# ones are shorter too. Cycles already unreachable here are kept, a few kilobytes for the container's life.
+gc.freeze()
