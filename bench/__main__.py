@@ -33,6 +33,7 @@ import urllib3
 
 from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from devtools.local_api import build_event
+from devtools.net import free_port, listening
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
@@ -65,18 +66,9 @@ class Results:
         print(f"  {measure}: {value}", flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
 def wait_listening(port: int, process: subprocess.Popen[Any], what: str) -> None:
     deadline = time.monotonic() + 30
-    while True:
-        with socket.socket() as probe:
-            if probe.connect_ex((HOST, port)) == 0:
-                return
+    while not listening(port):
         if process.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"{what} did not start on {HOST}:{port}")
         time.sleep(0.05)

@@ -14,7 +14,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from tests.net import free_port, listening
+from devtools.net import free_port, listening
 
 REPO = Path(__file__).resolve().parents[2]
 

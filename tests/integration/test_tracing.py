@@ -19,8 +19,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from devtools.net import free_port
 from tests.conftest import ORIGIN
-from tests.net import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET_ID = "genesys-guest-token/tracing"

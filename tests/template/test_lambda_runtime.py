@@ -31,8 +31,8 @@ from moto.server import ThreadedMotoServer
 from samtranslator.yaml_helper import yaml_parse
 
 from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, GenesysEmulator
+from devtools.net import free_port, listening
 from tests.documented_events import EVENTS, REPO, documented_answers, event_files
-from tests.net import free_port, listening
 from tests.template.cloudformation import evaluate
 from tests.template.test_template import sam_build
 

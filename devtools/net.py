@@ -1,4 +1,4 @@
-"""Loopback ports for the servers the tests start."""
+"""Loopback ports for the servers that the tests and the benchmark start."""
 
 from __future__ import annotations
 
