@@ -8,6 +8,12 @@ Routes (the same base URL serves the login and the API hosts):
 * ``POST /oauth/token`` ("oauth"): OAuth 2 client credentials with HTTP Basic auth.
 * ``POST /api/v2/webmessaging/guests/generate-token`` ("guest-token"): an RS256 guest JWT.
 * ``GET /.well-known/jwks.json`` ("jwks"): the public key that verifies those JWTs.
+* ``GET /api/v2/webdeployments/deployments/{id}`` ("deployment"): a Messenger deployment (access token).
+* ``GET /api/v2/webmessaging/messages`` ("messages"): a guest's history (guest JWT from ``getJwt``).
+
+A second, WebSocket port (``webmessaging_url``) serves the Web Messaging Guest API: the handshake
+("ws-connect") and the ``configureSession`` ("configure-session") and ``getJwt`` ("get-jwt") actions, plus
+``echo`` and ``onMessage``; see devtools/webmessaging_emulator.py.
 
 Tests drive it in-process::
 
@@ -40,6 +46,7 @@ import time
 import traceback
 import uuid
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,12 +58,26 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from devtools.webmessaging_emulator import (
+    DEMO_DEPLOYMENT_ID,
+    ROUTE_CONFIGURE_SESSION,
+    ROUTE_GET_JWT,
+    ROUTE_WS_CONNECT,
+    TOO_MANY_REQUESTS,
+    WebMessagingServer,
+    WebMessagingState,
+    make_deployment,
+)
+
 __all__ = [
     "BODY_FAULTS",
     "DEMO_CLIENT_ID",
     "DEMO_CLIENT_SECRET",
+    "DEMO_DEPLOYMENT_ID",
+    "DEPLOYMENT_PATH_PREFIX",
     "GUEST_TOKEN_PATH",
     "JWKS_PATH",
+    "MESSAGES_PATH",
     "OAUTH_PATH",
     "ROUTES",
     "Fault",
@@ -71,13 +92,34 @@ DEMO_CLIENT_SECRET: Final = "demo-client-secret"
 ROUTE_OAUTH: Final = "oauth"
 ROUTE_GUEST_TOKEN: Final = "guest-token"
 ROUTE_JWKS: Final = "jwks"
-ROUTES: Final = (ROUTE_OAUTH, ROUTE_GUEST_TOKEN, ROUTE_JWKS)
+ROUTE_DEPLOYMENT: Final = "deployment"
+ROUTE_MESSAGES: Final = "messages"
+ROUTES: Final = (
+    ROUTE_OAUTH,
+    ROUTE_GUEST_TOKEN,
+    ROUTE_JWKS,
+    ROUTE_DEPLOYMENT,
+    ROUTE_WS_CONNECT,
+    ROUTE_CONFIGURE_SESSION,
+    ROUTE_GET_JWT,
+    ROUTE_MESSAGES,
+)
+# The control API's "counts" keeps its original shape for existing readers; these go under their own key.
+_WEBMESSAGING_ROUTES: Final = (
+    ROUTE_DEPLOYMENT,
+    ROUTE_WS_CONNECT,
+    ROUTE_CONFIGURE_SESSION,
+    ROUTE_GET_JWT,
+    ROUTE_MESSAGES,
+)
 # Requests to paths Genesys would not serve are recorded under this pseudo-route to make typos visible.
 UNKNOWN_ROUTE: Final = "unknown"
 
 OAUTH_PATH: Final = "/oauth/token"
 GUEST_TOKEN_PATH: Final = "/api/v2/webmessaging/guests/generate-token"
 JWKS_PATH: Final = "/.well-known/jwks.json"
+DEPLOYMENT_PATH_PREFIX: Final = "/api/v2/webdeployments/deployments/"
+MESSAGES_PATH: Final = "/api/v2/webmessaging/messages"
 CONTROL_PREFIX: Final = "/__emulator/"
 
 # path -> (route, the one method Genesys accepts there)
@@ -85,7 +127,11 @@ _ROUTE_BY_PATH: Final = {
     OAUTH_PATH: (ROUTE_OAUTH, "POST"),
     GUEST_TOKEN_PATH: (ROUTE_GUEST_TOKEN, "POST"),
     JWKS_PATH: (ROUTE_JWKS, "GET"),
+    MESSAGES_PATH: (ROUTE_MESSAGES, "GET"),
 }
+
+_MESSAGES_PAGE_SIZE: Final = 25
+_MAX_MESSAGES_PAGE_SIZE: Final = 100
 
 MAX_GUEST_TOKEN_SECONDS: Final = 86400
 _MAX_BODY_BYTES: Final = 1 << 20
@@ -118,10 +164,20 @@ _ERROR_MESSAGES: Final = {
 class Fault:
     """How the emulator misbehaves for the next matching request(s) on one route.
 
-    ``delay`` is applied first; then ``body`` (answered with ``status`` or 200) or ``status`` (a Genesys
-    error body); otherwise the normal answer, with the guest-token mutations applied to the JWT.
+    HTTP routes: ``delay`` is applied first; then ``body`` (answered with ``status`` or 200) or ``status``
+    (a Genesys error body); otherwise the normal answer, with the token mutations applied to the JWT.
     A fault applies to every request that reaches its route with the right method, whether or not the
     request would otherwise succeed.
+
+    "ws-connect" (the WebSocket handshake): ``delay``, then ``refuse`` (hang up with no HTTP answer) or
+    ``status`` (refuse the upgrade with that HTTP status).
+
+    "configure-session" and "get-jwt" (Guest API actions): ``delay``, then ``noise`` (an unsolicited event
+    and a same-class answer carrying another tracingId), then one of ``drop`` (close the socket),
+    ``silent`` (never answer), ``body="not-json"`` (a frame that is not JSON) or ``code`` (that error code;
+    4029 answers the TooManyRequestsErrorMessage shape with ``retry_after`` seconds, default 1); otherwise
+    the normal answer, for "get-jwt" with the token mutations and ``exp_mismatch`` (the answer's ``exp``
+    is 600 s later than the JWT's).
     """
 
     status: int | None = None
@@ -135,6 +191,12 @@ class Fault:
     bad_signature: bool = False
     unknown_kid: bool = False
     token_lifetime: int | None = None
+    code: int | None = None
+    drop: bool = False
+    silent: bool = False
+    noise: bool = False
+    refuse: bool = False
+    exp_mismatch: bool = False
     times: int | None = 1
 
     def __post_init__(self) -> None:
@@ -155,13 +217,65 @@ class Fault:
             isinstance(self.scopes, list) and all(isinstance(scope, str) for scope in self.scopes)
         ):
             raise TypeError(f"scopes must be a list of strings, not {self.scopes!r}")
-        for flag in ("expired", "alg_none", "bad_signature", "unknown_kid"):
+        for flag in _FLAGS:
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"{flag} must be a boolean")
         if self.token_lifetime is not None and not _is_int(self.token_lifetime):
             raise ValueError(f"token_lifetime must be whole seconds, not {self.token_lifetime!r}")
+        if self.code is not None and not (_is_int(self.code) and 4000 <= self.code <= 5999):
+            raise ValueError(f"code must be a Guest API error code (4000..5999), not {self.code!r}")
+        outcomes = [name for name in ("drop", "silent", "body", "code") if getattr(self, name) not in (None, False)]
+        if len(outcomes) > 1:
+            raise ValueError(f"{' and '.join(outcomes)} are alternatives; pick one")
+        if self.refuse and self.status is not None:
+            raise ValueError("refuse and status are alternatives; pick one")
         if self.times is not None and not (_is_int(self.times) and self.times >= 1):
             raise ValueError(f"times must be >= 1 or None (until cleared), not {self.times!r}")
+
+
+_FLAGS: Final = (
+    "expired",
+    "alg_none",
+    "bad_signature",
+    "unknown_kid",
+    "drop",
+    "silent",
+    "noise",
+    "refuse",
+    "exp_mismatch",
+)
+_TOKEN_MUTATIONS: Final = frozenset({"expired", "alg_none", "bad_signature", "unknown_kid", "token_lifetime"})
+_HTTP_FIELDS: Final = frozenset({"status", "retry_after", "delay", "body"})
+_ACTION_FIELDS: Final = frozenset({"code", "retry_after", "drop", "silent", "body", "noise", "delay"})
+# Which fault fields mean something on each route; the original routes keep accepting every original field.
+_FIELDS_BY_ROUTE: Final = {
+    ROUTE_OAUTH: _HTTP_FIELDS | {"sub", "scopes"} | _TOKEN_MUTATIONS,
+    ROUTE_GUEST_TOKEN: _HTTP_FIELDS | {"sub", "scopes"} | _TOKEN_MUTATIONS,
+    ROUTE_JWKS: _HTTP_FIELDS | {"sub", "scopes"} | _TOKEN_MUTATIONS,
+    ROUTE_DEPLOYMENT: _HTTP_FIELDS,
+    ROUTE_MESSAGES: _HTTP_FIELDS,
+    ROUTE_WS_CONNECT: frozenset({"status", "refuse", "delay"}),
+    ROUTE_CONFIGURE_SESSION: _ACTION_FIELDS,
+    ROUTE_GET_JWT: _ACTION_FIELDS | _TOKEN_MUTATIONS | {"exp_mismatch"},
+}
+
+
+def _check_fault_for_route(route: str, fault: Fault) -> None:
+    used = {
+        spec.name
+        for spec in dataclasses.fields(Fault)
+        if spec.name != "times" and getattr(fault, spec.name) != spec.default
+    }
+    unsupported = sorted(used - _FIELDS_BY_ROUTE[route])
+    if unsupported:
+        raise ValueError(f"{', '.join(unsupported)} cannot apply to route {route!r}")
+    if route in (ROUTE_CONFIGURE_SESSION, ROUTE_GET_JWT):
+        if fault.body is not None and fault.body != "not-json":
+            raise ValueError(f"body on route {route!r} can only be 'not-json'")
+        if fault.retry_after is not None and not (fault.code == TOO_MANY_REQUESTS and _is_int(fault.retry_after)):
+            raise ValueError(f"retry_after on route {route!r} needs code={TOO_MANY_REQUESTS} and whole seconds")
+    if route in (ROUTE_DEPLOYMENT, ROUTE_MESSAGES) and fault.body not in (None, "not-json"):
+        raise ValueError(f"body on route {route!r} can only be 'not-json'")
 
 
 @dataclass
@@ -300,9 +414,10 @@ def _loopback_ip(host: str) -> str:
 
 
 class GenesysEmulator:
-    """A Genesys Cloud stand-in serving the OAuth, guest-token and JWKS routes on a loopback port.
+    """A Genesys Cloud stand-in: the HTTP routes on one loopback port, the Guest API WebSocket on another.
 
-    The socket is bound at construction (so ``base_url`` is known at once); ``start()`` serves it.
+    Both sockets are bound at construction (so ``base_url`` and ``webmessaging_url`` are known at once);
+    ``start()`` serves them.
     """
 
     def __init__(
@@ -313,9 +428,15 @@ class GenesysEmulator:
         clients: dict[str, str] | None = None,
         access_token_ttl: int = 86400,
         verbose: bool = False,
+        webmessaging_port: int = 0,
+        jwt_lifetime: int = 900,
     ) -> None:
         bind_ip = _loopback_ip(host)
         _check_ttl(access_token_ttl)
+        if not (_is_int(jwt_lifetime) and jwt_lifetime >= 1):
+            raise ValueError(f"jwt_lifetime must be whole seconds >= 1, not {jwt_lifetime!r}")
+        self.jwt_lifetime = jwt_lifetime
+        self._webmessaging = WebMessagingState()
         self.verbose = verbose
         self._lock = threading.Lock()
         # Set on stop() so delayed answers wake up instead of holding their threads (and stop()) hostage.
@@ -352,6 +473,13 @@ class GenesysEmulator:
         self.base_url = f"http://{url_host}:{self.port}"
         self.jwks_url = self.base_url + JWKS_PATH
         self.issuer = self.base_url
+        try:
+            self._ws_server = WebMessagingServer(self, bind_ip, webmessaging_port)
+        except OSError:
+            self._server.server_close()
+            raise
+        self.webmessaging_port = self._ws_server.port
+        self.webmessaging_url = f"ws://{url_host}:{self.webmessaging_port}"
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -365,6 +493,7 @@ class GenesysEmulator:
             daemon=True,
         )
         self._thread.start()
+        self._ws_server.start()
         return self
 
     def stop(self) -> None:
@@ -377,6 +506,7 @@ class GenesysEmulator:
             self._thread.join(timeout=5)
         self._server.server_close()
         self._server.drop_connections()
+        self._ws_server.stop()
 
     def __enter__(self) -> Self:
         return self
@@ -392,6 +522,7 @@ class GenesysEmulator:
         """Queue a fault for ``route`` (FIFO); ``fields`` build a Fault or override fields of ``fault``."""
         _check_route(route)
         queued = Fault(**fields) if fault is None else dataclasses.replace(fault, **fields)
+        _check_fault_for_route(route, queued)
         with self._lock:
             self._faults[route].append(queued)
 
@@ -418,6 +549,37 @@ class GenesysEmulator:
         with self._lock:
             self._access_token_ttl = seconds
 
+    def set_deployment(
+        self,
+        deployment_id: str,
+        *,
+        status: str = "Active",
+        allow_all_domains: bool = True,
+        allowed_domains: Iterable[str] = (),
+    ) -> None:
+        """Add or replace a Messenger deployment (``allowed_domains``: bare hosts or ``*.example.com``)."""
+        self._webmessaging.set_deployment(make_deployment(deployment_id, status, allow_all_domains, allowed_domains))
+
+    def expire_session(self, token: str) -> None:
+        """Expire the guest session(s) with this token; configureSession then answers 4006. KeyError if none."""
+        self._webmessaging.expire(token)
+
+    def end_conversation(self, token: str) -> None:
+        """End the session's conversation: it becomes read-only until a configureSession with startNew."""
+        self._webmessaging.end_conversation(token)
+
+    def session_state(self, token: str) -> str | None:
+        """One of "active", "read-only" and "expired"; None for a token no guest has configured."""
+        return self._webmessaging.state(token)
+
+    def sessions(self) -> list[dict[str, Any]]:
+        """The guest sessions, oldest first, without their tokens.
+
+        Each is ``{"id" (the JWT sub), "deploymentId", "newSession", "readOnly", "expired", "messages"}``,
+        ``messages`` being how many the history holds.
+        """
+        return self._webmessaging.sessions()
+
     def count(self, route: str) -> int:
         """Requests received on ``route`` so far, faulted and rejected ones included."""
         if route != UNKNOWN_ROUTE:
@@ -432,10 +594,13 @@ class GenesysEmulator:
             return [dataclasses.replace(request) for request in self._requests]
 
     def reset(self) -> None:
-        """Forget counts, recorded requests, faults and revocations, and restore the access token TTL.
+        """Forget counts, recorded requests, faults, revocations and guest sessions; restore the access token
+        TTL and the demo deployment alone.
 
         Clients, keys and issued access tokens are kept, so a caller caching a token stays signed in.
+        Open guest sockets stay open, but their sessions are gone (follow-up actions answer 4007).
         """
+        self._webmessaging.reset()
         with self._lock:
             self._counts = dict.fromkeys(self._counts, 0)
             self._requests.clear()
@@ -449,16 +614,18 @@ class GenesysEmulator:
 
     # -- request handling (called from handler threads) ----------------------------------------------
 
-    def _handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> _Response | None:
+    def _handle(
+        self, method: str, path: str, headers: dict[str, str], body: bytes, query: str = ""
+    ) -> _Response | None:
         """Answer one Genesys-route request; None means drop the connection unanswered (stopping)."""
-        route, allowed_method = _ROUTE_BY_PATH.get(path, (UNKNOWN_ROUTE, ""))
+        route, allowed_method = _route_for(path)
         record = RecordedRequest(route, method, path, headers, body, None, time.time())
         with self._lock:
             self._counts[route] += 1
             self._requests.append(record)
             fault = self._take_fault(route) if method == allowed_method else None
 
-        response = self._answer(route, allowed_method, method, path, headers, body, fault)
+        response = self._answer(route, allowed_method, method, path, headers, body, fault, query)
         if response is not None:
             with self._lock:
                 record.status = response.status
@@ -492,6 +659,7 @@ class GenesysEmulator:
         headers: dict[str, str],
         body: bytes,
         fault: Fault | None,
+        query: str = "",
     ) -> _Response | None:
         if route == UNKNOWN_ROUTE:
             return _genesys_error(404, f"Unable to find a route for {method} {path}.")
@@ -500,7 +668,7 @@ class GenesysEmulator:
             response.headers["Allow"] = allowed_method
             return response
         if fault is None:
-            return self._normal_answer(route, headers, body, None)
+            return self._normal_answer(route, path, headers, body, None, query)
 
         if fault.delay and self._stopping.wait(fault.delay):
             return None
@@ -512,7 +680,7 @@ class GenesysEmulator:
             else:
                 response = _genesys_error(fault.status)
         else:
-            response = self._normal_answer(route, headers, body, fault)
+            response = self._normal_answer(route, path, headers, body, fault, query)
         # Only when asked: a 429 without Retry-After is a case clients must handle too.
         if fault.retry_after is not None:
             response.headers["Retry-After"] = str(fault.retry_after)
@@ -521,16 +689,123 @@ class GenesysEmulator:
     def _normal_answer(
         self,
         route: str,
+        path: str,
         headers: dict[str, str],
         body: bytes,
         fault: Fault | None,
+        query: str = "",
     ) -> _Response:
         lowered = {name.lower(): value for name, value in headers.items()}
         if route == ROUTE_OAUTH:
             return self._issue_access_token(lowered, body)
         if route == ROUTE_GUEST_TOKEN:
             return self._issue_guest_token(lowered, body, fault or Fault())
+        if route == ROUTE_DEPLOYMENT:
+            return self._get_deployment(lowered, path.removeprefix(DEPLOYMENT_PATH_PREFIX))
+        if route == ROUTE_MESSAGES:
+            return self._list_messages(lowered, query)
         return _json(200, self.public_jwks())
+
+    def _access_token_valid(self, headers: dict[str, str]) -> bool:
+        token = _bearer_token(headers.get("authorization"))
+        with self._lock:
+            expiry = self._access_tokens.get(token) if token is not None else None
+            return expiry is not None and expiry > time.time() and token not in self._revoked
+
+    def _get_deployment(self, headers: dict[str, str], deployment_id: str) -> _Response:
+        if not self._access_token_valid(headers):
+            return _genesys_error(401)
+        deployment = self._webmessaging.deployment(deployment_id)
+        if deployment is None:
+            return _genesys_error(404, f"Deployment {deployment_id} not found.")
+        return _json(200, deployment.to_json())
+
+    def _list_messages(self, headers: dict[str, str], query: str) -> _Response:
+        session_id = self._guest_jwt_session(_bearer_token(headers.get("authorization")))
+        history = self._webmessaging.history(session_id) if session_id is not None else None
+        if history is None:
+            return _genesys_error(401)
+        params = parse_qs(query)
+        try:
+            page_size = int(params.get("pageSize", [str(_MESSAGES_PAGE_SIZE)])[0])
+            page_number = int(params.get("pageNumber", ["1"])[0])
+        except ValueError:
+            return _genesys_error(400, "pageSize and pageNumber must be integers.")
+        if not (1 <= page_size <= _MAX_MESSAGES_PAGE_SIZE and page_number >= 1):
+            return _genesys_error(400, f"pageSize must be 1..{_MAX_MESSAGES_PAGE_SIZE} and pageNumber >= 1.")
+        start = (page_number - 1) * page_size
+        return _json(
+            200,
+            {
+                "entities": history[start : start + page_size],
+                "pageSize": page_size,
+                "pageNumber": page_number,
+                "total": len(history),
+                "pageCount": -(-len(history) // page_size),
+            },
+        )
+
+    def _guest_jwt_session(self, token: str | None) -> str | None:
+        """The session id (sub) of a guest JWT this emulator issued and that is still valid, else None."""
+        if token is None:
+            return None
+        try:
+            if jwt.get_unverified_header(token).get("kid") != self.kid:
+                return None
+            claims = jwt.decode(
+                token,
+                self._key.public_key(),
+                algorithms=["RS256"],
+                issuer=self.issuer,
+                options={"require": ["sub", "aud", "exp", "iat", "iss", "deploymentId"], "verify_aud": False},
+            )
+        except jwt.InvalidTokenError:
+            return None
+        # Guest-token JWTs (no deploymentId) are signed by the same key but are not guest session JWTs.
+        if claims["aud"] != claims["deploymentId"]:
+            return None
+        sub = claims["sub"]
+        return sub if isinstance(sub, str) else None
+
+    # -- Guest API support (called from WebSocket handler threads) --------------------------------------
+
+    def _begin_ws_request(
+        self, route: str, path: str | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[Fault | None, RecordedRequest | None]:
+        """Count one handshake or action and take its fault; handshakes (HTTP requests) are recorded too."""
+        with self._lock:
+            self._counts[route] += 1
+            record = None
+            if path is not None:
+                # No body: a handshake has none. Its headers carry no session token.
+                record = RecordedRequest(route, "GET", path, dict(headers or {}), b"", None, time.time())
+                self._requests.append(record)
+            return self._take_fault(route), record
+
+    def _finish_record(self, record: RecordedRequest | None, status: int | None) -> None:
+        if record is not None:
+            with self._lock:
+                record.status = status
+
+    def _mint_webmessaging_jwt(self, session_id: str, deployment_id: str, fault: Fault | None) -> tuple[str, int]:
+        """A guest session JWT and the ``exp`` to report beside it (they differ only under exp_mismatch)."""
+        fault = fault or Fault()
+        now = int(time.time())
+        if fault.expired:
+            iat, exp = now - 7200, now - 3600
+        else:
+            iat = now
+            exp = now + (fault.token_lifetime if fault.token_lifetime is not None else self.jwt_lifetime)
+        claims = {
+            "iss": self.issuer,
+            "aud": deployment_id,
+            "sub": session_id,
+            "iat": iat,
+            "exp": exp,
+            "jti": str(uuid.uuid4()),
+            "deploymentId": deployment_id,
+        }
+        return self._sign(claims, fault), exp + (600 if fault.exp_mismatch else 0)
 
     def _issue_access_token(self, headers: dict[str, str], body: bytes) -> _Response:
         credentials = _basic_credentials(headers.get("authorization"))
@@ -557,11 +832,7 @@ class GenesysEmulator:
         return _json(200, {"access_token": token, "token_type": "bearer", "expires_in": ttl})
 
     def _issue_guest_token(self, headers: dict[str, str], body: bytes, fault: Fault) -> _Response:
-        token = _bearer_token(headers.get("authorization"))
-        with self._lock:
-            expiry = self._access_tokens.get(token) if token is not None else None
-            valid = expiry is not None and expiry > time.time() and token not in self._revoked
-        if not valid:
+        if not self._access_token_valid(headers):
             return _genesys_error(401)
 
         request = _parse_json_object(body)
@@ -590,6 +861,9 @@ class GenesysEmulator:
             "iss": self.issuer,
             "jti": str(uuid.uuid4()),
         }
+        return self._sign(claims, fault)
+
+    def _sign(self, claims: dict[str, Any], fault: Fault) -> str:
         header = {"kid": f"unknown-{uuid.uuid4().hex}" if fault.unknown_kid else self.kid}
         if fault.alg_none:
             return jwt.encode(claims, "", algorithm="none", headers=header)
@@ -614,6 +888,10 @@ class GenesysEmulator:
             "revoke": ("POST",),
             "clients": ("POST",),
             "access-token-ttl": ("POST",),
+            "deployments": ("POST",),
+            "sessions": ("GET",),
+            "sessions/expire": ("POST",),
+            "sessions/end": ("POST",),
             "health": ("GET",),
         }.get(action)
         if allowed is None:
@@ -632,14 +910,21 @@ class GenesysEmulator:
         elif action == "revoke":
             self.revoke_access_tokens()
         elif action == "health":
-            return _json(200, {"status": "ok"})
+            return _json(200, {"status": "ok", "webmessagingUrl": self.webmessaging_url})
+        elif action == "sessions":
+            return _json(200, {"sessions": self.sessions()})
         else:
             request = _parse_json_object(body)
             if isinstance(request, str):
                 return _genesys_error(400, request)
             try:
                 self._control_update(action, request)
-            except (TypeError, ValueError, KeyError) as exc:
+            except LookupError as exc:
+                # An unknown session token: the message never contains the token.
+                if action.startswith("sessions/"):
+                    return _genesys_error(404, "No guest session has that token.")
+                return _genesys_error(400, f"Invalid {action} request: {exc}")
+            except (TypeError, ValueError) as exc:
                 return _genesys_error(400, f"Invalid {action} request: {exc}")
         return _Response(204)
 
@@ -651,19 +936,51 @@ class GenesysEmulator:
             self.add_fault(route, **request)
         elif action == "clients":
             self.set_client(request["clientId"], request["clientSecret"])
+        elif action == "deployments":
+            unknown = set(request) - {"id", "status", "allowAllDomains", "allowedDomains"}
+            if unknown:
+                raise ValueError(f"unknown fields {sorted(unknown)}")
+            allowed_domains = request.get("allowedDomains", [])
+            if not isinstance(allowed_domains, list):
+                raise TypeError("allowedDomains must be a list of strings")
+            self.set_deployment(
+                request["id"],
+                status=request.get("status", "Active"),
+                allow_all_domains=request.get("allowAllDomains", True),
+                allowed_domains=allowed_domains,
+            )
+        elif action in ("sessions/expire", "sessions/end"):
+            token = request.get("token")
+            if not isinstance(token, str) or not token:
+                raise TypeError("token must be a non-empty string")
+            if action == "sessions/expire":
+                self.expire_session(token)
+            else:
+                self.end_conversation(token)
         else:
             self.set_access_token_ttl(request["seconds"])
 
     def _control_snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {
-                "counts": {route: self._counts[route] for route in ROUTES},
+                "counts": {route: self._counts[route] for route in ROUTES if route not in _WEBMESSAGING_ROUTES},
+                "webMessagingCounts": {route: self._counts[route] for route in _WEBMESSAGING_ROUTES},
                 # No headers or bodies: they carry credentials and tokens.
                 "requests": [
                     {"route": r.route, "method": r.method, "path": r.path, "status": r.status, "time": r.time}
                     for r in self._requests
                 ],
             }
+
+
+def _route_for(path: str) -> tuple[str, str]:
+    """(route, the one method Genesys accepts there) for a request path."""
+    if path in _ROUTE_BY_PATH:
+        return _ROUTE_BY_PATH[path]
+    deployment_id = path.removeprefix(DEPLOYMENT_PATH_PREFIX)
+    if deployment_id != path and deployment_id and "/" not in deployment_id:
+        return ROUTE_DEPLOYMENT, "GET"
+    return UNKNOWN_ROUTE, ""
 
 
 def _check_route(route: str) -> None:
@@ -783,7 +1100,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._write(_genesys_error(code, message))
 
     def _dispatch(self) -> None:
-        path = urlsplit(self.path).path
+        url = urlsplit(self.path)
+        path = url.path
         try:
             body = self._read_body()
         except _BadBodyError as exc:
@@ -797,7 +1115,7 @@ class _Handler(BaseHTTPRequestHandler):
                 response: _Response | None = emulator._control(self.command, path, body)
             else:
                 headers = {name: value for name, value in self.headers.items()}
-                response = emulator._handle(self.command, path, headers, body)
+                response = emulator._handle(self.command, path, headers, body, url.query)
         except Exception:  # a bug in the emulator must still produce an answer
             traceback.print_exc()
             response = _genesys_error(500, "The Genesys emulator failed; see its stderr.")
@@ -862,10 +1180,15 @@ class _Handler(BaseHTTPRequestHandler):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m devtools.genesys_emulator",
-        description="Serve a Genesys Cloud emulator (OAuth, guest tokens, JWKS) on a loopback address.",
+        description="Serve a Genesys Cloud emulator (OAuth, guest tokens, JWKS, Web Messaging) on loopback.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
     parser.add_argument("--port", type=int, default=8080, help="port to listen on; 0 picks a free one")
+    parser.add_argument(
+        "--webmessaging-port",
+        type=int,
+        help="port of the Web Messaging WebSocket (default 8180, or a free one when --port is 0)",
+    )
     parser.add_argument("--client-id", help=f"OAuth client id to accept (default {DEMO_CLIENT_ID})")
     parser.add_argument("--client-secret", help="its secret (required with --client-id)")
     parser.add_argument("--access-token-ttl", type=int, default=86400, help="access token lifetime, seconds")
@@ -875,6 +1198,10 @@ def main(argv: list[str] | None = None) -> int:
     if (args.client_id is None) != (args.client_secret is None):
         parser.error("--client-id and --client-secret go together")
     clients = {args.client_id: args.client_secret} if args.client_id is not None else None
+    # --port 0 (tests) must not collide on a fixed WebSocket port with a running `make run`.
+    webmessaging_port = args.webmessaging_port
+    if webmessaging_port is None:
+        webmessaging_port = 0 if args.port == 0 else 8180
     try:
         emulator = GenesysEmulator(
             args.host,
@@ -882,11 +1209,13 @@ def main(argv: list[str] | None = None) -> int:
             clients=clients,
             access_token_ttl=args.access_token_ttl,
             verbose=args.verbose,
+            webmessaging_port=webmessaging_port,
         )
     except ValueError as exc:
         parser.error(str(exc))
     except OSError as exc:
-        print(f"genesys-emulator: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        ports = f"{args.port} and {webmessaging_port}"
+        print(f"genesys-emulator: cannot listen on {args.host} ports {ports}: {exc}", file=sys.stderr)
         return 1
 
     stopping = threading.Event()
@@ -898,6 +1227,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     with emulator.start():
         print(f"Genesys emulator listening on {emulator.base_url}", flush=True)
+        print(f"Genesys Web Messaging emulator listening on {emulator.webmessaging_url}", flush=True)
         # A timed wait keeps the main thread responsive to signals on every platform.
         while not stopping.wait(0.5):
             pass

@@ -29,7 +29,7 @@ for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPO
 
 import boto3  # noqa: E402
 from guest_token import app as app_module  # noqa: E402
-from guest_token import credentials, genesys, oauth, observability, settings, token_events, verify  # noqa: E402
+from guest_token import credentials, genesys, oauth, observability, settings, sources, token_events, verify  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, GenesysEmulator  # noqa: E402
@@ -92,11 +92,15 @@ def env(monkeypatch: pytest.MonkeyPatch, emulator: GenesysEmulator, secrets_mana
         "GENESYS_OAUTH_BASE_URL": emulator.base_url,
         "GENESYS_API_BASE_URL": emulator.base_url,
         "ALLOWED_ORIGINS": f"{ORIGIN},https://other.example.com",
+        # The tutorial's contract: most tests exercise what every source shares through it; the
+        # webmessaging tests choose their source with the webmessaging fixture.
+        "GUEST_TOKEN_SOURCE": "rest",
     }.items():
         monkeypatch.setenv(name, value)
     for name in (
         *("GENESYS_JWKS_URL", "ALLOWED_SCOPES", "MAX_TOKEN_LIFETIME_SECONDS", "GENESYS_REGION"),
-        *("TOKEN_EVENTS_BUS_NAME", "AWS_ENDPOINT_URL_EVENTBRIDGE"),
+        *("TOKEN_EVENTS_BUS_NAME", "AWS_ENDPOINT_URL_EVENTBRIDGE", "TOKEN_EVENTS_INCLUDE_GUEST_ID"),
+        *("GENESYS_DEPLOYMENT_ID", "GENESYS_WEBMESSAGING_BASE_URL", "DEPLOYMENT_CACHE_SECONDS"),
     ):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
@@ -105,7 +109,7 @@ def env(monkeypatch: pytest.MonkeyPatch, emulator: GenesysEmulator, secrets_mana
 @pytest.fixture(autouse=True)
 def fresh_container(request: pytest.FixtureRequest) -> Iterator[None]:
     """Each test starts as a cold container: no cached settings, secret, access token or pool."""
-    for module in (settings, credentials, genesys, oauth, verify, observability, token_events):
+    for module in (settings, credentials, genesys, oauth, sources, verify, observability, token_events):
         module.reset()
     if "emulator" in request.fixturenames:
         request.getfixturevalue("emulator").reset()

@@ -15,6 +15,7 @@ import jsonschema
 import pytest
 from aws_lambda_powertools.metrics.provider.cold_start import reset_cold_start_flag
 from guest_token import settings
+from guest_token.observability import guest_ref
 
 from devtools.genesys_emulator import DEMO_CLIENT_ID
 from tests.conftest import ORIGIN
@@ -258,11 +259,14 @@ def test_every_outcome_records_metrics_as_the_emf_specification_requires(
 
     # Request and guest ids are metadata, never dimensions.
     request_id = answer.logs[0]["correlation_id"] if status == 200 else answer.json["error"]["requestId"]
-    known_guest = [line["guestId"] for line in answer.logs if "guestId" in line]
+    known_guest = [line["guestRef"] for line in answer.logs if "guestRef" in line]
     for members in metadata:
-        assert members == {"requestId": request_id, **({"guestId": known_guest[0]} if known_guest else {})}
+        assert members == {"requestId": request_id, **({"guestRef": known_guest[0]} if known_guest else {})}
     if status == 200:
-        assert known_guest == [answer.json["guestId"]] * len(known_guest)
+        assert known_guest == [guest_ref(answer.json["guestId"])] * len(known_guest)
+    # The id itself is a bearer value: it is never metadata, nor in any log line.
+    if status == 200:
+        assert answer.json["guestId"] not in json.dumps(answer.logs) + json.dumps(answer.metrics)
 
 
 def test_the_success_rate_is_the_average_of_the_success_metric(invoke, emulator):
@@ -348,7 +352,7 @@ def test_the_readme_documents_every_metric_exactly_as_recorded(invoke, emulator,
 # Powertools' keys on every line, and ours on every line of a request (the README lists them all).
 COMMON_KEYS = {
     *("level", "location", "message", "timestamp", "service", "cold_start", "function_name"),
-    *("function_memory_size", "function_arn", "function_request_id", "correlation_id", "guestId", "event"),
+    *("function_memory_size", "function_arn", "function_request_id", "correlation_id", "guestRef", "event"),
 }
 AUDIT_ROW = re.compile(r"^\| `(\w+)` \| ([A-Z][A-Z, a-z0-9]*) \| [^|]+ \| ([^|]+) \|$", re.MULTILINE)
 
@@ -395,7 +399,7 @@ def test_audit_entries_follow_the_documented_schema(invoke, emulator, env, secre
     schema = documented_audit()
     seen = set()
     for line in (line for answer in answers for line in answer.logs):
-        assert COMMON_KEYS - {"guestId", "event"} <= set(line)
+        assert COMMON_KEYS - {"guestRef", "event"} <= set(line)
         event = line.get("event")
         assert event in schema, f"undocumented log line {line}"
         levels, fields = schema[event]
@@ -410,14 +414,15 @@ def test_audit_entries_follow_the_documented_schema(invoke, emulator, env, secre
     assert seen == set(schema) - {"unhandled_error"}  # only a bug writes that one
 
 
-def test_one_filter_on_the_guest_id_shows_that_guests_whole_trail(invoke, emulator):
+def test_one_filter_on_the_guest_reference_shows_that_guests_whole_trail(invoke, emulator):
     other = invoke({})
     emulator.add_fault("guest-token", status=503)
     first = invoke({"guestId": GUEST})
     second = invoke({"guestId": GUEST.upper()}, origin="https://other.example.com")
     lines = other.logs + first.logs + second.logs
 
-    trail = [line for line in lines if line.get("guestId") == GUEST]
+    assert GUEST not in json.dumps(lines)  # the id is a bearer value: only its reference is logged
+    trail = [line for line in lines if line.get("guestRef") == guest_ref(GUEST)]
     assert [line["event"] for line in trail] == [
         *("genesys_call", "genesys_call", "token_issued"),  # a 503, then the token
         *("genesys_call", "token_issued"),
@@ -428,7 +433,7 @@ def test_one_filter_on_the_guest_id_shows_that_guests_whole_trail(invoke, emulat
     ]
     assert len({line["correlation_id"] for line in trail}) == 2
     # A request's entries before its body is read do not inherit the previous request's guest.
-    assert "guestId" not in second.events("token_request_received")[0]
+    assert "guestRef" not in second.events("token_request_received")[0]
 
 
 def test_every_field_the_readme_queries_name_is_in_the_logs(invoke, emulator, env, secrets_manager, event_bus):

@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+from guest_token.observability import guest_ref
 
 from tests.conftest import ORIGIN
 
@@ -62,8 +63,9 @@ def test_an_issued_token_reaches_the_bus_as_documented_without_the_token(invoke,
     assert (event["source"], event["detail-type"]) == ("genesys-guest-token", "Guest Token Issued")
     assert answer.json["token"] not in json.dumps(event)
     [issued] = answer.events("token_issued")
+    assert GUEST not in json.dumps(event)  # the id is a bearer value: only when the operator opts in
     assert event["detail"] == {
-        "guestId": GUEST,
+        "guestRef": guest_ref(GUEST),
         "newGuest": False,
         "scopes": ["webmessaging:guest:send"],
         "duration": "short",
@@ -72,7 +74,7 @@ def test_an_issued_token_reaches_the_bus_as_documented_without_the_token(invoke,
         "correlationId": issued["correlation_id"],
         "genesysCorrelationId": issued["genesysCorrelationId"],
     }
-    assert set(event["detail"]) == documented_detail_fields()
+    assert set(event["detail"]) == documented_detail_fields() - {"guestId", "newSession"}
     assert answer.events("token_event_published")[0]["eventId"] == event["id"]
     assert metric(answer, "TokenEventsPublished") == [1]
 
@@ -80,8 +82,20 @@ def test_an_issued_token_reaches_the_bus_as_documented_without_the_token(invoke,
 def test_a_new_guest_is_flagged_and_every_token_makes_one_event(invoke, subscriber):
     first, second = invoke({}), invoke({})
     events = subscriber()
-    assert [event["detail"]["guestId"] for event in events] == [first.json["guestId"], second.json["guestId"]]
+    assert [event["detail"]["guestRef"] for event in events] == [
+        guest_ref(first.json["guestId"]),
+        guest_ref(second.json["guestId"]),
+    ]
     assert all(event["detail"]["newGuest"] for event in events)
+
+
+def test_the_guest_id_itself_travels_only_when_the_operator_opts_in(invoke, subscriber, env):
+    env.setenv("TOKEN_EVENTS_INCLUDE_GUEST_ID", "true")
+    answer = invoke({"guestId": GUEST})
+    [event] = subscriber()
+    assert event["detail"]["guestId"] == GUEST
+    assert event["detail"]["guestRef"] == guest_ref(GUEST)
+    assert GUEST not in json.dumps(answer.logs)  # the logs never carry it, opted in or not
 
 
 def test_failed_requests_publish_nothing(invoke, emulator, subscriber):

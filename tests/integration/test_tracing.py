@@ -81,6 +81,7 @@ def invoke_in_lambda_like_process(
         },
         "PYTHONPATH": os.pathsep.join([str(REPO / "functions" / "guest_token"), str(REPO)]),
         "GENESYS_CREDENTIALS_SECRET_ID": SECRET_ID,
+        "GUEST_TOKEN_SOURCE": "rest",
         "GENESYS_OAUTH_BASE_URL": emulator.base_url,
         "GENESYS_API_BASE_URL": emulator.base_url,
         "ALLOWED_ORIGINS": ORIGIN,

@@ -41,9 +41,9 @@ def only(stack: dict[str, Any], kind: str) -> dict[str, Any]:
 
 
 def variables_the_code_reads() -> set[str]:
-    source = "\n".join(path.read_text() for path in PACKAGE.glob("*.py"))
+    source = "\n".join(path.read_text() for path in PACKAGE.rglob("*.py"))
     return set(re.findall(r"environ(?:\.get\(|\[)\s*\"([A-Z0-9_]+)\"", source)) | set(
-        re.findall(r"_int\(\s*environ,\s*\"([A-Z0-9_]+)\"", source)
+        re.findall(r"_(?:int|bool)\(\s*environ,\s*\"([A-Z0-9_]+)\"", source)
     )
 
 

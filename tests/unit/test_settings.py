@@ -6,7 +6,8 @@ import pytest
 from guest_token.errors import ConfigurationError
 from guest_token.settings import DEFAULT_ALLOWED_SCOPES, load_settings, tracing_enabled
 
-BASE = {"GENESYS_CREDENTIALS_SECRET_ID": "genesys/creds"}
+DEPLOYMENT_ID = "5f3a2c1e-8b7d-4e6f-9a0b-1c2d3e4f5a6b"
+BASE = {"GENESYS_CREDENTIALS_SECRET_ID": "genesys/creds", "GENESYS_DEPLOYMENT_ID": DEPLOYMENT_ID}
 
 
 def test_defaults():
@@ -21,6 +22,25 @@ def test_defaults():
     assert settings.secrets_manager_endpoint_url is None  # AWS's own endpoint
     assert not settings.origin_allowed("https://www.example.com")  # nothing is allowed until configured
     assert settings.token_events_bus_name is None
+    assert settings.token_events_include_guest_id is False
+    assert settings.guest_token_source == "webmessaging"
+    assert settings.deployment_id == DEPLOYMENT_ID
+    assert settings.webmessaging_base_url == "wss://webmessaging.mypurecloud.com"
+    assert settings.deployment_cache_seconds == 300
+
+
+def test_the_rest_source_needs_no_deployment():
+    settings = load_settings({"GENESYS_CREDENTIALS_SECRET_ID": "s", "GUEST_TOKEN_SOURCE": " REST "})
+    assert settings.guest_token_source == "rest"
+    assert settings.deployment_id is None
+
+
+def test_the_webmessaging_host_follows_the_region_and_may_be_local_ws():
+    assert load_settings({**BASE, "GENESYS_REGION": "euw2.pure.cloud"}).webmessaging_base_url == (
+        "wss://webmessaging.euw2.pure.cloud"
+    )
+    local = load_settings({**BASE, "GENESYS_WEBMESSAGING_BASE_URL": "ws://127.0.0.1:8180/"})
+    assert local.webmessaging_base_url == "ws://127.0.0.1:8180"
 
 
 @pytest.mark.parametrize(
@@ -90,6 +110,14 @@ def test_origins_are_exact_and_a_wildcard_allows_any():
         ({**BASE, "TOKEN_EVENTS_BUS_NAME": "guest sync"}, "TOKEN_EVENTS_BUS_NAME"),
         ({**BASE, "TOKEN_EVENTS_BUS_NAME": "arn:aws:sqs:us-east-1:123456789012:q"}, "TOKEN_EVENTS_BUS_NAME"),
         ({**BASE, "POWERTOOLS_TRACE_DISABLED": "sometimes"}, "POWERTOOLS_TRACE_DISABLED"),
+        ({**BASE, "MAX_TOKEN_LIFETIME_SECONDS": "1"}, "MAX_TOKEN_LIFETIME_SECONDS"),
+        ({**BASE, "GUEST_TOKEN_SOURCE": "soap"}, "GUEST_TOKEN_SOURCE"),
+        ({"GENESYS_CREDENTIALS_SECRET_ID": "s"}, "GENESYS_DEPLOYMENT_ID"),
+        ({**BASE, "GENESYS_DEPLOYMENT_ID": "my-deployment"}, "GENESYS_DEPLOYMENT_ID"),
+        ({**BASE, "GENESYS_WEBMESSAGING_BASE_URL": "ws://webmessaging.example"}, "GENESYS_WEBMESSAGING_BASE_URL"),
+        ({**BASE, "GENESYS_WEBMESSAGING_BASE_URL": "https://webmessaging.example"}, "GENESYS_WEBMESSAGING_BASE_URL"),
+        ({**BASE, "DEPLOYMENT_CACHE_SECONDS": "forever"}, "DEPLOYMENT_CACHE_SECONDS"),
+        ({**BASE, "TOKEN_EVENTS_INCLUDE_GUEST_ID": "maybe"}, "TOKEN_EVENTS_INCLUDE_GUEST_ID"),
     ],
 )
 def test_bad_configuration_names_the_variable(environ, variable):

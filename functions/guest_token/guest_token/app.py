@@ -1,7 +1,7 @@
 """HTTP edge: the resolver, the routes, and the one table that turns domain errors into JSON responses.
 
-One request: origin check -> request model -> deadline from the Lambda context -> OAuth access token
-(cached) -> Genesys guest token (bounded retries) -> verification -> 200, audit entry and metrics.
+One request: origin check -> request model -> deadline from the Lambda context -> the guest-token source
+(sources.py: Genesys with bounded retries, then verification) -> 200, audit entry and metrics.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import binascii
 import contextlib
 import gc
 import time
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -21,10 +20,10 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from . import genesys, oauth, observability, token_events, verify
+from . import observability, sources, token_events
 from .budget import Deadline
 from .errors import InvalidJson, MethodNotAllowed, NotFound, OriginNotAllowed, ServiceError, UnsupportedMediaType
-from .models import ErrorBody, GuestTokenBody, GuestTokenRequest, GuestTokenResponse, parse_guest_token_request
+from .models import ErrorBody, GuestTokenBody, GuestTokenResponse, parse_guest_token_request
 from .observability import logger, metrics
 from .settings import Settings, get_settings
 
@@ -69,19 +68,25 @@ def create_guest_token(
     origin = _require_allowed_origin(settings)
     _require_json_content_type()
     request = parse_guest_token_request(_body_text(), settings)
+    # The guest id is a bearer value (with webmessaging, the key to the conversation): logs carry a
+    # reference that follows one guest without revealing the id. From here on every line has it.
     audit.update(
-        guestId=request.guest_id, newGuest=request.new_guest, duration=request.duration, scopes=list(request.scopes)
+        guestRef=observability.guest_ref(request.guest_id),
+        newGuest=request.new_guest,
+        duration=request.duration,
+        scopes=list(request.scopes) or None,
     )
-    # From here on every log line names the guest, so one Logs Insights filter shows a guest's whole trail.
-    logger.append_keys(guestId=request.guest_id)
+    logger.append_keys(guestRef=audit["guestRef"])
 
     deadline = Deadline.from_context(app.lambda_context)
-    result = issue_guest_token(settings, request, deadline, audit)
+    result = sources.issue(settings, request, origin, deadline, audit)
     token_events.publish_token_issued(
         settings,
         deadline,
         guest_id=result.guestId,
+        guest_ref=audit["guestRef"],
         new_guest=request.new_guest,
+        new_session=result.newSession,
         scopes=result.scopes,
         duration=request.duration,
         expires_at=result.expiresAt,
@@ -94,7 +99,7 @@ def create_guest_token(
     return Response(
         status_code=200,
         content_type=content_types.APPLICATION_JSON,
-        body=result.model_dump(),
+        body=result.model_dump(exclude_none=True),
         headers={"Cache-Control": "no-store", **_cors_headers(settings, origin)},
     )
 
@@ -120,35 +125,6 @@ def preflight() -> Response[Any]:
             "Access-Control-Allow-Headers": ALLOWED_HEADERS,
             "Access-Control-Max-Age": str(PREFLIGHT_MAX_AGE_SECONDS),
         },
-    )
-
-
-def issue_guest_token(
-    settings: Settings, request: GuestTokenRequest, deadline: Deadline, audit: dict[str, Any]
-) -> GuestTokenResponse:
-    """Ask Genesys for the guest's token and check it; Genesys' correlation id goes into ``audit``."""
-    issued = oauth.call_with_access_token(
-        settings,
-        deadline,
-        lambda access_token: genesys.generate_guest_token(
-            settings,
-            access_token,
-            guest_id=request.guest_id,
-            duration_seconds=request.duration_seconds,
-            scopes=request.scopes,
-            deadline=deadline,
-        ),
-    )
-    audit["genesysCorrelationId"] = issued.correlation_id
-    verified = verify.verify_guest_token(
-        settings, issued.token, guest_id=request.guest_id, scopes=request.scopes, deadline=deadline
-    )
-    return GuestTokenResponse(
-        token=issued.token,
-        guestId=request.guest_id,
-        scopes=list(verified.scopes),
-        expiresIn=max(0, verified.expires_at - int(time.time())),
-        expiresAt=datetime.fromtimestamp(verified.expires_at, UTC).isoformat().replace("+00:00", "Z"),
     )
 
 

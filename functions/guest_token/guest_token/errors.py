@@ -103,6 +103,14 @@ class InvalidClient(UpstreamUnavailable):
     """Genesys rejected the OAuth client credentials (``invalid_client``)."""
 
 
+class DeploymentUnavailable(ServiceError):
+    """The web deployment is not active in Genesys (switched off, pending, in error or being deleted)."""
+
+    status = 503
+    code = "deployment_unavailable"
+    default_message = "Chat is not available on this site at the moment."
+
+
 class UpstreamTimeout(ServiceError):
     status = 504
     code = "upstream_timeout"
@@ -110,4 +118,12 @@ class UpstreamTimeout(ServiceError):
 
 
 class ConfigurationError(ServiceError):
-    """The deployment is misconfigured (environment, secret contents): the operator's to fix."""
+    """The deployment is misconfigured (environment, secret contents): the operator's to fix.
+
+    What is wrong goes to the log only: the caller gets the generic 500, which names no setting, secret or
+    deployment detail."""
+
+    def __init__(self, problem: str | None = None, **fields: Any) -> None:
+        fields.setdefault("log_detail", problem)
+        super().__init__(None, **fields)
+        self.args = (self.log_detail,)  # str() for operators and tests; the body keeps the generic message

@@ -12,10 +12,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, WithJsonSchema, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
 
 from .errors import InvalidJson, InvalidRequest
-from .settings import DEFAULT_ALLOWED_SCOPES, DEFAULT_REQUEST_SCOPES, Settings
+from .settings import DEFAULT_ALLOWED_SCOPES, DEFAULT_REQUEST_SCOPES, SOURCE_WEBMESSAGING, Settings
 
 Duration = Literal["short", "standard", "extended", "max"]
 DURATION_SECONDS: dict[str, int] = {"short": 3600, "standard": 7200, "extended": 14400, "max": 86400}
@@ -41,11 +41,22 @@ class GuestTokenBody(BaseModel):
                     {"type": "string", "pattern": f"^(?!{_NIL_UUID}$){_UUID_PATTERN.pattern}$"},
                     {"type": "null"},
                 ],
-                "description": "A returning guest's id: a canonical UUID, not the nil UUID. Absent: a new guest.",
+                "description": "A returning guest's id, as an earlier answer gave it: a canonical UUID, not the "
+                "nil UUID. Absent: a new guest. With the webmessaging source it is the guest's Web Messaging "
+                "session token, the key to the guest's conversation.",
             }
         ),
     ] = None
-    duration: Duration | None = None
+    duration: Annotated[
+        Duration | None,
+        WithJsonSchema(
+            {
+                "anyOf": [{"enum": list(DURATION_SECONDS)}, {"type": "null"}],
+                "description": "rest source only: the token's lifetime. The webmessaging source refuses it with "
+                "422: Genesys decides how long a guest's JWT lives.",
+            }
+        ),
+    ] = None
     scopes: Annotated[
         list[str] | None,
         WithJsonSchema(
@@ -55,8 +66,8 @@ class GuestTokenBody(BaseModel):
                     {"enum": list(DEFAULT_ALLOWED_SCOPES)},
                     {"type": "null"},
                 ],
-                "description": "Scopes from the deployment's ALLOWED_SCOPES (by default these four); "
-                "one scope may be sent as a string.",
+                "description": "rest source only: scopes from the deployment's ALLOWED_SCOPES (by default "
+                "these four); one scope may be sent as a string. The webmessaging source refuses it with 422.",
             }
         ),
     ] = None
@@ -88,11 +99,23 @@ class GuestTokenBody(BaseModel):
 
 
 class GuestTokenResponse(BaseModel):
-    token: str
-    guestId: str
-    scopes: list[str]
-    expiresIn: int
-    expiresAt: str
+    """What a widget gets; fields that one source does not give are absent, never null."""
+
+    token: str = Field(description="The guest's JWT: a bearer token for Genesys' guest calls.")
+    guestId: str = Field(
+        description="The guest's id, to send back as guestId next time. webmessaging: the guest's session token, "
+        "the key to the guest's conversation; it differs from the one sent when Genesys had ended that session."
+    )
+    expiresIn: int = Field(description="Seconds until the token expires.")
+    expiresAt: str = Field(description="The token's exp, ISO-8601 UTC.")
+    scopes: list[str] | None = Field(default=None, description="rest source only: the token's scopes.")
+    newSession: bool | None = Field(
+        default=None, description="webmessaging only: Genesys started a new session (no earlier conversation)."
+    )
+    deploymentId: str | None = Field(default=None, description="webmessaging only: the web deployment id.")
+    webSocketUrl: str | None = Field(
+        default=None, description="webmessaging only: the Web Messaging Guest API URL for this deployment."
+    )
 
 
 class ErrorDetail(BaseModel):
@@ -119,8 +142,8 @@ class GuestTokenRequest:
 
     guest_id: str
     new_guest: bool
-    duration: str
-    duration_seconds: int
+    duration: str | None  # None with the webmessaging source: Genesys decides
+    duration_seconds: int | None
     scopes: tuple[str, ...]
 
 
@@ -143,7 +166,25 @@ def parse_guest_token_request(raw_body: str | None, settings: Settings) -> Guest
     except ValidationError as exc:
         raise InvalidRequest(details=[_detail(error) for error in exc.errors()]) from None
 
-    duration = body.duration or DEFAULT_DURATION
+    if settings.guest_token_source == SOURCE_WEBMESSAGING:
+        # Genesys decides a guest JWT's lifetime and rights: a field this source cannot honour is refused.
+        unsupported = [name for name in ("duration", "scopes") if getattr(body, name) is not None]
+        if unsupported:
+            raise InvalidRequest(
+                details=[
+                    {"field": name, "issue": "not supported with Genesys Web Messaging sessions; leave it out"}
+                    for name in unsupported
+                ]
+            )
+        return GuestTokenRequest(
+            guest_id=body.guestId or str(uuid.uuid4()),
+            new_guest=body.guestId is None,
+            duration=None,
+            duration_seconds=None,
+            scopes=(),
+        )
+
+    duration = body.duration or default_duration(settings.max_token_lifetime_seconds)
     scopes = tuple(body.scopes) if body.scopes is not None else DEFAULT_REQUEST_SCOPES
     details = []
     unknown = [scope for scope in scopes if scope not in settings.allowed_scopes]
@@ -167,6 +208,15 @@ def parse_guest_token_request(raw_body: str | None, settings: Settings) -> Guest
         duration_seconds=DURATION_SECONDS[duration],
         scopes=scopes,
     )
+
+
+def default_duration(max_lifetime_seconds: int) -> Duration:
+    """What a request without a duration gets: ``standard``, or the longest that MAX_TOKEN_LIFETIME_SECONDS
+    allows, so the widget's default request is valid under every allowed setting."""
+    if DURATION_SECONDS[DEFAULT_DURATION] <= max_lifetime_seconds:
+        return DEFAULT_DURATION
+    allowed = [name for name, seconds in DURATION_SECONDS.items() if seconds <= max_lifetime_seconds]
+    return allowed[-1] if allowed else "short"  # type: ignore[return-value]
 
 
 def _detail(error: Any) -> dict[str, str]:

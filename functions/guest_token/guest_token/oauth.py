@@ -11,9 +11,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import credentials, genesys, observability
+from . import credentials, observability
 from .budget import Deadline
 from .errors import AccessTokenRejected, InvalidClient
+from .genesys import rest
 from .settings import Settings
 
 REFRESH_MARGIN_SECONDS = 60
@@ -21,7 +22,7 @@ REFRESH_MARGIN_SECONDS = 60
 
 @dataclass(frozen=True)
 class _Cached:
-    token: genesys.AccessToken
+    token: rest.AccessToken
     refresh_at: float  # time.monotonic() value
 
 
@@ -50,18 +51,18 @@ def invalidate() -> None:
     _cached = None
 
 
-def _fetch(settings: Settings, deadline: Deadline) -> genesys.AccessToken:
+def _fetch(settings: Settings, deadline: Deadline) -> rest.AccessToken:
     global _cached
     client = credentials.get_credentials(settings, deadline)
     try:
-        token = genesys.request_access_token(settings, client, deadline)
+        token = rest.request_access_token(settings, client, deadline)
     except InvalidClient:
         rotated = credentials.get_credentials(settings, deadline, force_refresh=True)
         if rotated == client:
             raise InvalidClient(log_detail=_rejected(settings)) from None
         observability.audit(observability.CREDENTIALS_RELOADED, secretId=settings.credentials_secret_id)
         try:
-            token = genesys.request_access_token(settings, rotated, deadline)
+            token = rest.request_access_token(settings, rotated, deadline)
         except InvalidClient:
             raise InvalidClient(log_detail=_rejected(settings)) from None
     observability.oauth_access_token(cached=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,8 @@ UPSTREAM_CALL = "genesys_call"
 ACCESS_TOKEN_REJECTED = "oauth_token_rejected"
 CREDENTIALS_RELOADED = "oauth_credentials_reloaded"
 RETRY_ABANDONED = "genesys_retry_abandoned"
+GUEST_SESSION_REPLACED = "guest_session_replaced"
+GUEST_CONVERSATION_RESTARTED = "guest_conversation_restarted"
 TOKEN_EVENT_PUBLISHED = "token_event_published"
 TOKEN_EVENT_FAILED = "token_event_failed"
 # Metrics: namespace POWERTOOLS_METRICS_NAMESPACE, dimension service (and errorCode on the failure count).
@@ -66,13 +69,26 @@ HANDLER_LATENCY = "HandlerLatency"
 TOKENS_ISSUED = "TokensIssued"
 TOKEN_REQUESTS_FAILED = "TokenRequestsFailed"
 TOKEN_REQUEST_SUCCESS = "TokenRequestSuccess"
-UPSTREAM_LATENCY = {"oauth": "GenesysOAuthLatency", "guest-token": "GenesysGuestTokenLatency"}
+UPSTREAM_LATENCY = {
+    "oauth": "GenesysOAuthLatency",
+    "guest-token": "GenesysGuestTokenLatency",
+    "deployment": "GenesysDeploymentLatency",
+    "webmessaging": "GenesysWebMessagingLatency",
+}
 UPSTREAM_RETRIES = "GenesysRetries"
 OAUTH_CACHE_HIT = "OAuthCacheHit"
 OAUTH_TOKEN_FETCHED = "OAuthTokenFetched"
 TOKEN_EVENTS_PUBLISHED = "TokenEventsPublished"
 TOKEN_EVENTS_FAILED = "TokenEventsFailed"
 ERROR_CODE_DIMENSION = "errorCode"
+
+
+def guest_ref(guest_id: str) -> str:
+    """A stable, non-reversible reference to a guest id or session token, for logs, metrics and events.
+
+    The ids are random UUIDs (122 random bits), so a truncated SHA-256 cannot be turned back into one, while
+    the same guest always gets the same reference (one Logs Insights filter follows a guest's trail)."""
+    return hashlib.sha256(f"genesys-guest:{guest_id.lower()}".encode()).hexdigest()[:20]
 
 
 def audit(event: str, *, warning: bool = False, **fields: Any) -> None:
@@ -132,7 +148,7 @@ def token_outcome(
     )
     # Request and guest ids are EMF metadata: searchable in the logs, never dimensions (each distinct
     # dimension value would be a new, billed metric).
-    ids = {"requestId": logger.get_correlation_id(), "guestId": request.get("guestId")}
+    ids = {"requestId": logger.get_correlation_id(), "guestRef": request.get("guestRef")}
     ids = {key: value for key, value in ids.items() if value is not None}
     for key, value in ids.items():
         metrics.add_metadata(key=key, value=value)

@@ -30,7 +30,16 @@ DEFAULT_ALLOWED_SCOPES = (
 DEFAULT_REQUEST_SCOPES = ("webmessaging:guest:send", "webmessaging:guest:receive")
 # Genesys guest tokens live at most a day; the service never asks for more.
 TOKEN_LIFETIME_CEILING_SECONDS = 86400
+# The shortest duration a request can name ("short"): a lower maximum would refuse every request.
+TOKEN_LIFETIME_FLOOR_SECONDS = 3600
 DEFAULT_CREDENTIALS_CACHE_SECONDS = 300
+# Where guest sessions come from: Genesys' public Web Messaging Guest API, or the tutorial's REST contract.
+SOURCE_WEBMESSAGING = "webmessaging"
+SOURCE_REST = "rest"
+GUEST_TOKEN_SOURCES = (SOURCE_WEBMESSAGING, SOURCE_REST)
+DEFAULT_DEPLOYMENT_CACHE_SECONDS = 300
+# A web deployment id as Genesys Admin shows it: a UUID.
+_DEPLOYMENT_ID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 # A Genesys region is a host domain: "mypurecloud.com", "usw2.pure.cloud", "use2.us-gov-pure.cloud".
 _REGION_PATTERN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -45,6 +54,11 @@ class Settings:
     allowed_origins: frozenset[str]
     allowed_scopes: tuple[str, ...]
     max_token_lifetime_seconds: int
+    guest_token_source: str
+    # The web deployment whose guests get sessions (webmessaging source only; None with rest).
+    deployment_id: str | None
+    webmessaging_base_url: str
+    deployment_cache_seconds: int
     credentials_secret_id: str
     credentials_cache_seconds: int
     region: str
@@ -55,6 +69,7 @@ class Settings:
     # Only for `sam local invoke` against a local Secrets Manager; None means AWS's own endpoint.
     secrets_manager_endpoint_url: str | None
     token_events_bus_name: str | None
+    token_events_include_guest_id: bool
 
     @property
     def allow_any_origin(self) -> bool:
@@ -83,13 +98,13 @@ def _int(environ: Mapping[str, str], name: str, default: int, low: int, high: in
     return value
 
 
-def _base_url(name: str, value: str) -> str:
+def _base_url(name: str, value: str, *, secure: str = "https", plain: str = "http") -> str:
     parts = urlsplit(value)
     host = parts.hostname or ""
-    if parts.scheme not in ("https", "http") or not host or parts.query or parts.fragment:
-        raise ConfigurationError(f"{name} must be an http(s) URL with a host, got {value!r}")
-    if parts.scheme == "http" and not _is_local_host(host):
-        raise ConfigurationError(f"{name} must use https (plain http only for local hosts), got {value!r}")
+    if parts.scheme not in (secure, plain) or not host or parts.query or parts.fragment:
+        raise ConfigurationError(f"{name} must be a {secure} URL with a host, got {value!r}")
+    if parts.scheme == plain and not _is_local_host(host):
+        raise ConfigurationError(f"{name} must use {secure} (plain {plain} only for local hosts), got {value!r}")
     return value.rstrip("/")
 
 
@@ -131,6 +146,14 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             "GENESYS_JWKS_URL is set but cryptography is not installed: set it through the template's "
             "GenesysJwksUrl parameter, which attaches SignatureLayer"
         )
+    source = environ.get("GUEST_TOKEN_SOURCE", "").strip().lower() or SOURCE_WEBMESSAGING
+    if source not in GUEST_TOKEN_SOURCES:
+        raise ConfigurationError(f"GUEST_TOKEN_SOURCE must be one of {', '.join(GUEST_TOKEN_SOURCES)}, got {source!r}")
+    deployment_id = environ.get("GENESYS_DEPLOYMENT_ID", "").strip() or None
+    if source == SOURCE_WEBMESSAGING and deployment_id is None:
+        raise ConfigurationError("GENESYS_DEPLOYMENT_ID is not set (required when GUEST_TOKEN_SOURCE is webmessaging)")
+    if deployment_id is not None and not _DEPLOYMENT_ID_PATTERN.fullmatch(deployment_id):
+        raise ConfigurationError(f"GENESYS_DEPLOYMENT_ID must be a web deployment id (a UUID), got {deployment_id!r}")
     secrets_endpoint = environ.get("SECRETS_MANAGER_ENDPOINT_URL", "").strip()
     bus = environ.get("TOKEN_EVENTS_BUS_NAME", "").strip()
     if bus and not _EVENT_BUS_PATTERN.fullmatch(bus):
@@ -140,8 +163,21 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         allowed_origins=frozenset(_split(environ.get("ALLOWED_ORIGINS", ""))),
         allowed_scopes=allowed_scopes,
         max_token_lifetime_seconds=_int(
-            environ, "MAX_TOKEN_LIFETIME_SECONDS", TOKEN_LIFETIME_CEILING_SECONDS, 1, TOKEN_LIFETIME_CEILING_SECONDS
+            environ,
+            "MAX_TOKEN_LIFETIME_SECONDS",
+            TOKEN_LIFETIME_CEILING_SECONDS,
+            TOKEN_LIFETIME_FLOOR_SECONDS,
+            TOKEN_LIFETIME_CEILING_SECONDS,
         ),
+        guest_token_source=source,
+        deployment_id=deployment_id.lower() if deployment_id else None,
+        webmessaging_base_url=_base_url(
+            "GENESYS_WEBMESSAGING_BASE_URL",
+            environ.get("GENESYS_WEBMESSAGING_BASE_URL", "").strip() or f"wss://webmessaging.{region}",
+            secure="wss",
+            plain="ws",
+        ),
+        deployment_cache_seconds=_int(environ, "DEPLOYMENT_CACHE_SECONDS", DEFAULT_DEPLOYMENT_CACHE_SECONDS, 0, 86400),
         credentials_secret_id=secret_id,
         credentials_cache_seconds=_int(
             environ, "CREDENTIALS_CACHE_SECONDS", DEFAULT_CREDENTIALS_CACHE_SECONDS, 0, 86400
@@ -159,7 +195,16 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             _base_url("SECRETS_MANAGER_ENDPOINT_URL", secrets_endpoint) if secrets_endpoint else None
         ),
         token_events_bus_name=bus or None,
+        token_events_include_guest_id=_bool(environ, "TOKEN_EVENTS_INCLUDE_GUEST_ID"),
     )
+
+
+def _bool(environ: Mapping[str, str], name: str) -> bool:
+    raw = environ.get(name, "").strip() or "false"
+    try:
+        return strtobool(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be true or false, got {raw!r}") from None
 
 
 def _tracing(environ: Mapping[str, str]) -> bool:

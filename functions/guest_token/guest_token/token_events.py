@@ -47,9 +47,11 @@ def publish_token_issued(
     deadline: Deadline,
     *,
     guest_id: str,
+    guest_ref: str,
     new_guest: bool,
-    scopes: list[str],
-    duration: str,
+    new_session: bool | None,
+    scopes: list[str] | None,
+    duration: str | None,
     expires_at: str,
     origin: str,
     correlation_id: str | None,
@@ -61,9 +63,10 @@ def publish_token_issued(
     if deadline.remaining() < PUBLISH_BUDGET_SECONDS:
         observability.token_event_failed("not enough time left in the request to publish")
         return
-    detail = {
-        "guestId": guest_id,
+    detail: dict[str, object] = {
+        "guestRef": guest_ref,
         "newGuest": new_guest,
+        "newSession": new_session,
         "scopes": scopes,
         "duration": duration,
         "expiresAt": expires_at,
@@ -71,6 +74,11 @@ def publish_token_issued(
         "correlationId": correlation_id,
         "genesysCorrelationId": genesys_correlation_id,
     }
+    # The id itself is a bearer value (with webmessaging, the key to the guest's conversation): only when
+    # the operator opted in, for a consumer that must act as the guest.
+    if settings.token_events_include_guest_id:
+        detail["guestId"] = guest_id
+    detail = {key: value for key, value in detail.items() if value is not None}
     entry: PutEventsRequestEntryTypeDef = {
         "Source": SOURCE,
         "DetailType": DETAIL_TYPE,

@@ -1,28 +1,36 @@
-"""Checks the guest token Genesys returned before it is handed to a browser.
+"""Checks the token Genesys returned before it is handed to a browser.
 
-Claims always: a JWT with an accepted algorithm (never ``none``), ``exp`` in the future, ``sub`` equal to the
-guest id, and a ``scope`` claim (a list or a space-separated string) that covers every requested scope.
-The signature too when GENESYS_JWKS_URL is set (pyjwt's PyJWKClient, keys cached per container).
+Both sources: a JWT with an asymmetric algorithm (never ``none`` or HMAC), a numeric ``exp`` in the future and
+at most TOKEN_LIFETIME_CEILING_SECONDS away, ``nbf`` (when present) not in the future, the same CLOCK_LEEWAY
+in both modes; the signature too when GENESYS_JWKS_URL is set (pyjwt's PyJWKClient, keys cached per
+container). Then per source:
+- ``rest`` (the tutorial's contract): ``sub`` equal to the guest id and a ``scope`` claim (a list or a
+  space-separated string) that covers every requested scope.
+- ``webmessaging``: ``exp`` equal to the ``exp`` Genesys' JwtResponse announced. Genesys documents no other
+  claim of the guest JWT, so none is required.
 """
 
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .budget import Deadline
 from .errors import TokenVerificationFailed, UpstreamUnavailable
 from .observability import logger
-from .settings import Settings
+from .settings import TOKEN_LIFETIME_CEILING_SECONDS, Settings
 
 if TYPE_CHECKING:
     import jwt
     from jwt.types import Options
 
-ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"]
+ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"]
 JWKS_CACHE_SECONDS = 300
 JWKS_TIMEOUT_SECONDS = 2
+# Clock difference tolerated between Genesys and Lambda, for exp and nbf alike, with or without signatures.
+CLOCK_LEEWAY_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -48,27 +56,62 @@ def _warn_claims_only() -> None:
 
 
 def verify_guest_token(
-    settings: Settings, token: str, *, guest_id: str, scopes: tuple[str, ...], deadline: Deadline
+    settings: Settings,
+    token: str,
+    *,
+    guest_id: str,
+    scopes: tuple[str, ...],
+    lifetime_seconds: int,
+    deadline: Deadline,
 ) -> VerifiedToken:
+    """The ``rest`` source's token: sub is the guest, scope covers the request, and it lives no longer than
+    the lifetime asked for (MAX_TOKEN_LIFETIME_SECONDS would be a control on paper otherwise)."""
+    claims = _claims(settings, token, deadline, required=["exp", "sub"])
+    if _expiry(claims) > time.time() + lifetime_seconds + CLOCK_LEEWAY_SECONDS:
+        raise TokenVerificationFailed(log_detail=f"token lives longer than the {lifetime_seconds} s asked for")
+    if str(claims["sub"]).lower() != guest_id.lower():
+        raise TokenVerificationFailed(log_detail="token sub is not the requested guest id")
+    granted = _scopes(claims.get("scope"))
+    missing = [scope for scope in scopes if scope not in granted]
+    if missing:
+        raise TokenVerificationFailed(log_detail=f"token lacks requested scopes: {', '.join(missing)}")
+    return VerifiedToken(expires_at=_expiry(claims), scopes=scopes)
+
+
+def verify_session_jwt(settings: Settings, token: str, *, exp: int, deadline: Deadline) -> VerifiedToken:
+    """The ``webmessaging`` source's JWT: its exp is the one getJwt announced."""
+    claims = _claims(settings, token, deadline, required=["exp"])
+    expires_at = _expiry(claims)
+    if expires_at != exp:
+        raise TokenVerificationFailed(log_detail="the JWT's exp differs from the exp Genesys announced with it")
+    return VerifiedToken(expires_at=expires_at, scopes=())
+
+
+def _claims(settings: Settings, token: str, deadline: Deadline, *, required: list[str]) -> dict[str, Any]:
     # Imported by the first token to check, not with the handler: a container answering a preflight or a
     # refused request never needs pyjwt, nor cryptography, which pyjwt loads whenever it is installed (about
     # 50 ms; it is, with SignatureLayer, only when GENESYS_JWKS_URL is set).
     import jwt  # noqa: PLC0415
 
-    # iat is not checked: a few seconds of clock skew at Genesys must not fail a good token.
-    options: Options = {"require": ["exp", "sub"], "verify_iat": False, "verify_aud": False}
+    # iat is not checked: Genesys' clock may be ahead of ours, and exp and nbf say all that matters.
+    options: Options = {"require": required, "verify_iat": False, "verify_aud": False}
     try:
         if settings.jwks_url:
             _check_algorithm(jwt.get_unverified_header(token))
             deadline.check("fetching the JWKS")
             key: Any = _jwks_client(settings.jwks_url).get_signing_key_from_jwt(token).key
-            claims = jwt.decode(token, key, algorithms=ALGORITHMS, options=options)
+            claims: dict[str, Any] = jwt.decode(
+                token, key, algorithms=ALGORITHMS, options=options, leeway=CLOCK_LEEWAY_SECONDS
+            )
         else:
             _warn_claims_only()
             # One decode gives the header with the claims: pyjwt checks every base64url character in Python,
             # so decoding twice cost a tenth of the warm path.
             decoded = jwt.decode_complete(
-                token, algorithms=ALGORITHMS, options={**options, "verify_signature": False, "verify_exp": True}
+                token,
+                algorithms=ALGORITHMS,
+                options={**options, "verify_signature": False, "verify_exp": True, "verify_nbf": True},
+                leeway=CLOCK_LEEWAY_SECONDS,
             )
             _check_algorithm(decoded["header"])
             claims = decoded["payload"]
@@ -84,20 +127,24 @@ def verify_guest_token(
         raise TokenVerificationFailed(log_detail=f"token rejected: {type(exc).__name__}: {exc}") from None
     except jwt.InvalidTokenError as exc:
         raise TokenVerificationFailed(log_detail=f"token rejected: {type(exc).__name__}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        # A key of one family against a header naming another (ES256 against an RSA key), odd claim types.
+        raise TokenVerificationFailed(log_detail=f"token rejected: {type(exc).__name__}") from None
+    return claims
 
-    if str(claims["sub"]).lower() != guest_id.lower():
-        raise TokenVerificationFailed(log_detail="token sub is not the requested guest id")
-    granted = _scopes(claims.get("scope"))
-    missing = [scope for scope in scopes if scope not in granted]
-    if missing:
-        raise TokenVerificationFailed(log_detail=f"token lacks requested scopes: {', '.join(missing)}")
-    return VerifiedToken(expires_at=int(claims["exp"]), scopes=scopes)
+
+def _expiry(claims: dict[str, Any]) -> int:
+    exp = claims["exp"]
+    # pyjwt accepts any number; a token for longer than Genesys ever issues one is not Genesys'.
+    if not isinstance(exp, int | float) or isinstance(exp, bool) or exp > time.time() + TOKEN_LIFETIME_CEILING_SECONDS:
+        raise TokenVerificationFailed(log_detail="token exp is further away than any Genesys guest token lives")
+    return int(exp)
 
 
 def _check_algorithm(header: dict[str, Any]) -> None:
     algorithm = header.get("alg")
     if algorithm not in ALGORITHMS:
-        raise TokenVerificationFailed(log_detail=f"token algorithm {algorithm!r} is not accepted")
+        raise TokenVerificationFailed(log_detail=f"token algorithm {str(algorithm)[:20]!r} is not accepted")
 
 
 def _scopes(claim: Any) -> set[str]:

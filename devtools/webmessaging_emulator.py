@@ -1,0 +1,660 @@
+"""Genesys' Web Messaging Guest API (the guest WebSocket), served beside the HTTP emulator.
+
+Guests connect to ``<webmessaging_url>/v1?deploymentId=<id>`` and exchange JSON text frames:
+``configureSession``, ``getJwt``, ``echo`` (keep-alive) and ``onMessage``. ``GenesysEmulator`` owns the
+state (deployments, sessions, faults, counts, signing key); this module holds the session model and the
+WebSocket plumbing, built on websockets' threaded server so no framing is written by hand.
+
+Choices where Genesys' public documentation is silent (pinned by tests/integration/test_webmessaging_emulator.py):
+
+* Handshake: a path other than ``/v1``, or a missing or unknown ``deploymentId``, is refused with HTTP 404;
+  an ``Origin`` the deployment does not allow (a missing one included) with HTTP 403.
+* ``configureSession`` on a deployment whose status is not ``Active`` answers 4000 "Deployment is not
+  active"; a ``deploymentId`` differing from the socket's answers 4000 too.
+* A missing or malformed ``token`` (or ``deploymentId``) answers 4020; a frame that is not a JSON object, or
+  an unknown action, answers 4000.
+* ``getJwt``, ``echo`` and ``onMessage`` need the token configured on the same socket, else 4007; an expired
+  session answers 4006; ``onMessage`` on a read-only session answers 4000.
+* ``startNew`` only matters on a read-only session; on a live one it is ignored (the session resumes).
+* A session is keyed by (deployment, token); it expires after ``SESSION_DURATION_SECONDS`` without activity
+  or when the harness calls ``expire_session``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+from websockets.sync.server import Server, ServerConnection, serve
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from devtools.genesys_emulator import Fault, GenesysEmulator
+
+__all__ = [
+    "DEMO_DEPLOYMENT_ID",
+    "DEPLOYMENT_STATUSES",
+    "FEATURE_UNAVAILABLE",
+    "MISSING_PARAMETER",
+    "SESSION_DURATION_SECONDS",
+    "SESSION_EXPIRED",
+    "SESSION_NOT_FOUND",
+    "TOO_MANY_REQUESTS",
+    "UNEXPECTED_ERROR",
+    "WEBMESSAGING_PATH",
+    "Deployment",
+    "WebMessagingServer",
+    "WebMessagingState",
+    "origin_host",
+]
+
+DEMO_DEPLOYMENT_ID: Final = "5f3a2c1e-8b7d-4e6f-9a0b-1c2d3e4f5a6b"
+DEPLOYMENT_STATUSES: Final = ("Active", "Pending", "Inactive", "Error", "Deleting")
+WEBMESSAGING_PATH: Final = "/v1"
+# Genesys' default session inactivity TTL (three days); the harness expires sessions explicitly instead.
+SESSION_DURATION_SECONDS: Final = 259200
+MAX_SESSION_TOKEN_CHARS: Final = 2048
+MAX_CUSTOM_DATA_BYTES: Final = 2048
+
+FEATURE_UNAVAILABLE: Final = 4000
+SESSION_EXPIRED: Final = 4006
+SESSION_NOT_FOUND: Final = 4007
+MISSING_PARAMETER: Final = 4020
+TOO_MANY_REQUESTS: Final = 4029
+UNEXPECTED_ERROR: Final = 5000
+
+ROUTE_WS_CONNECT: Final = "ws-connect"
+ROUTE_CONFIGURE_SESSION: Final = "configure-session"
+ROUTE_GET_JWT: Final = "get-jwt"
+
+# What a proxy error page looks like to a client expecting a JSON frame.
+_NOT_JSON_FRAME: Final = "<html><body><h1>Oops</h1>upstream said no"
+
+
+# -- deployments ---------------------------------------------------------------------------------------
+
+
+def origin_host(origin: str | None) -> str | None:
+    """The lower-cased host of an Origin header: a full origin (browsers) or a bare host (mobile SDK)."""
+    if not origin or origin == "null":
+        return None
+    if "://" in origin:
+        return urlsplit(origin).hostname or None
+    return urlsplit("//" + origin).hostname or None
+
+
+@dataclass(frozen=True)
+class Deployment:
+    id: str
+    status: str = "Active"
+    allow_all_domains: bool = True
+    allowed_domains: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Deployments also arrive as JSON from other processes, so check types instead of trusting hints.
+        if not isinstance(self.id, str) or not self.id or "/" in self.id:
+            raise ValueError("deployment id must be a non-empty string without '/'")
+        if self.status not in DEPLOYMENT_STATUSES:
+            raise ValueError(f"status must be one of {list(DEPLOYMENT_STATUSES)}, not {self.status!r}")
+        if not isinstance(self.allow_all_domains, bool):
+            raise TypeError("allowAllDomains must be a boolean")
+        if not all(isinstance(domain, str) and domain for domain in self.allowed_domains):
+            raise TypeError("allowedDomains must be a list of non-empty strings")
+
+    def allows_origin(self, origin: str | None) -> bool:
+        if self.allow_all_domains:
+            return True
+        host = origin_host(origin)
+        if host is None:
+            return False
+        for entry in self.allowed_domains:
+            domain = (origin_host(entry) or "").lower()
+            if domain.startswith("*."):
+                if host.endswith(domain[1:]):  # any subdomain, not the bare domain itself
+                    return True
+            elif host == domain:
+                return True
+        return False
+
+    def to_json(self) -> dict[str, Any]:
+        """The body of ``GET /api/v2/webdeployments/deployments/{id}``."""
+        return {
+            "id": self.id,
+            "name": "Demo deployment" if self.id == DEMO_DEPLOYMENT_ID else f"Deployment {self.id}",
+            "description": "Served by the Genesys emulator",
+            "allowAllDomains": self.allow_all_domains,
+            "allowedDomains": list(self.allowed_domains),
+            "status": self.status,
+            # Stable per deployment, so clients caching the configuration see the same one.
+            "configuration": {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, self.id)), "version": "1"},
+            "selfUri": f"/api/v2/webdeployments/deployments/{self.id}",
+        }
+
+
+def make_deployment(
+    deployment_id: str, status: str, allow_all_domains: bool, allowed_domains: Iterable[str]
+) -> Deployment:
+    if isinstance(allowed_domains, str):
+        raise TypeError("allowedDomains must be a list of strings, not a string")
+    return Deployment(deployment_id, status, allow_all_domains, tuple(allowed_domains))
+
+
+# -- sessions ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Session:
+    id: str  # the guest JWT's sub; never the session token
+    deployment_id: str
+    expires_at: float
+    new_session: bool = True
+    read_only: bool = False
+    expired: bool = False
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    def is_expired(self, now: float) -> bool:
+        return self.expired or now >= self.expires_at
+
+    def public(self, now: float) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "deploymentId": self.deployment_id,
+            "newSession": self.new_session,
+            "readOnly": self.read_only,
+            "expired": self.is_expired(now),
+            "messages": len(self.messages),
+        }
+
+
+@dataclass(frozen=True)
+class Configured:
+    """The outcome of a successful configureSession."""
+
+    session_id: str
+    new_session: bool
+    read_only: bool
+    expires_at: int
+    joined: dict[str, Any] | None  # a new session's presence event, sent unsolicited after the answer
+
+
+@dataclass(frozen=True)
+class GuestError:
+    code: int
+    message: str
+
+
+def presence_join() -> dict[str, Any]:
+    return {
+        "type": "Event",
+        "direction": "Outbound",
+        "events": [{"eventType": "Presence", "presence": {"type": "Join"}}],
+        "id": str(uuid.uuid4()),
+    }
+
+
+class WebMessagingState:
+    """Deployments and guest sessions; thread-safe. Session tokens are dictionary keys and nothing more."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._deployments: dict[str, Deployment] = {}
+        self._sessions: dict[tuple[str, str], _Session] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._deployments = {DEMO_DEPLOYMENT_ID: Deployment(DEMO_DEPLOYMENT_ID)}
+            self._sessions.clear()
+
+    def set_deployment(self, deployment: Deployment) -> None:
+        with self._lock:
+            self._deployments[deployment.id] = deployment
+
+    def deployment(self, deployment_id: str) -> Deployment | None:
+        with self._lock:
+            return self._deployments.get(deployment_id)
+
+    def configure(self, deployment_id: str, token: str, start_new: bool) -> Configured | GuestError:
+        now = time.time()
+        with self._lock:
+            deployment = self._deployments.get(deployment_id)
+            if deployment is None or deployment.status != "Active":
+                return GuestError(FEATURE_UNAVAILABLE, "Deployment is not active")
+            session = self._sessions.get((deployment_id, token))
+            if session is not None and session.is_expired(now):
+                return GuestError(SESSION_EXPIRED, "Session has expired")
+            joined = None
+            if session is None or (session.read_only and start_new):
+                # A new conversation on the same token: a new guest identity and an empty history.
+                session = _Session(str(uuid.uuid4()), deployment_id, now + SESSION_DURATION_SECONDS)
+                joined = presence_join()
+                session.messages.append(joined)
+                self._sessions[(deployment_id, token)] = session
+            else:
+                session.new_session = False
+                session.expires_at = now + SESSION_DURATION_SECONDS
+            return Configured(
+                session.id, session.new_session, session.read_only, int(session.expires_at), dict(joined or {}) or None
+            )
+
+    def live_session(self, deployment_id: str, token: str) -> _Session | GuestError:
+        """The session for a follow-up action (its activity extends its life), or why there is none."""
+        now = time.time()
+        with self._lock:
+            session = self._sessions.get((deployment_id, token))
+            if session is None:
+                return GuestError(SESSION_NOT_FOUND, "Session not found")
+            if session.is_expired(now):
+                return GuestError(SESSION_EXPIRED, "Session has expired")
+            session.expires_at = now + SESSION_DURATION_SECONDS
+            return dataclasses.replace(session, messages=[])
+
+    def add_message(self, session_id: str, message: dict[str, Any]) -> None:
+        with self._lock:
+            for session in self._sessions.values():
+                if session.id == session_id:
+                    session.messages.append(message)
+
+    def history(self, session_id: str) -> list[dict[str, Any]] | None:
+        """The messages of a live session, newest first; None when no live session has that id."""
+        now = time.time()
+        with self._lock:
+            for session in self._sessions.values():
+                if session.id == session_id and not session.is_expired(now):
+                    return [dict(message) for message in reversed(session.messages)]
+            return None
+
+    def _matching(self, token: str) -> list[_Session]:
+        matches = [session for (_, key), session in self._sessions.items() if key == token]
+        if not matches:
+            # Never put the token in the message: it may end up in logs or control API answers.
+            raise KeyError("no session has that token")
+        return matches
+
+    def expire(self, token: str) -> None:
+        with self._lock:
+            for session in self._matching(token):
+                session.expired = True
+
+    def end_conversation(self, token: str) -> None:
+        with self._lock:
+            for session in self._matching(token):
+                session.read_only = True
+
+    def state(self, token: str) -> str | None:
+        now = time.time()
+        with self._lock:
+            sessions = [session for (_, key), session in self._sessions.items() if key == token]
+        if not sessions:
+            return None
+        session = sessions[-1]
+        if session.is_expired(now):
+            return "expired"
+        return "read-only" if session.read_only else "active"
+
+    def sessions(self) -> list[dict[str, Any]]:
+        now = time.time()
+        with self._lock:
+            return [session.public(now) for session in self._sessions.values()]
+
+
+# -- frames --------------------------------------------------------------------------------------------
+
+
+def _with_tracing(frame: dict[str, Any], tracing_id: object) -> dict[str, Any]:
+    # Echo the client's tracingId (it matches answers to requests with it); none asked, none sent.
+    if tracing_id is not None:
+        frame["tracingId"] = tracing_id
+    return frame
+
+
+def error_frame(code: int, message: str, tracing_id: object, retry_after: int = 1) -> dict[str, Any]:
+    if code == TOO_MANY_REQUESTS:
+        body = {"retryAfter": retry_after, "errorCode": code, "errorMessage": "Message rate too high for this session"}
+        frame = {"type": "response", "class": "TooManyRequestsErrorMessage", "code": 429, "body": body}
+    else:
+        frame = {"type": "response", "class": "string", "code": code, "body": message}
+    return _with_tracing(frame, tracing_id)
+
+
+def _response(cls: str, body: dict[str, Any], tracing_id: object) -> dict[str, Any]:
+    return _with_tracing({"type": "response", "class": cls, "code": 200, "body": body}, tracing_id)
+
+
+def _structured(body: dict[str, Any], tracing_id: object = None) -> dict[str, Any]:
+    return _with_tracing({"type": "message", "class": "StructuredMessage", "code": 200, "body": body}, tracing_id)
+
+
+_DEFAULT_ERROR_MESSAGES: Final = {
+    FEATURE_UNAVAILABLE: "Feature unavailable",
+    SESSION_EXPIRED: "Session has expired",
+    SESSION_NOT_FOUND: "Session not found",
+    MISSING_PARAMETER: "Missing parameter",
+    UNEXPECTED_ERROR: "Unexpected error",
+}
+
+
+def _token_problem(token: object) -> str | None:
+    if not isinstance(token, str) or not token:
+        return "token is required"
+    if len(token) > MAX_SESSION_TOKEN_CHARS:
+        return f"token must be at most {MAX_SESSION_TOKEN_CHARS} characters"
+    return None
+
+
+# -- the WebSocket server ------------------------------------------------------------------------------
+
+
+class _GuestConnection(ServerConnection):
+    """A guest socket: the deployment from its URL and the token configured on it (if any)."""
+
+    deployment_id: str = ""
+    configured_token: str | None = None
+
+
+class WebMessagingServer:
+    """websockets' threaded server on a loopback port, answering the Guest API for ``emulator``."""
+
+    def __init__(self, emulator: GenesysEmulator, host: str, port: int) -> None:
+        self._emulator = emulator
+        self._connections: set[_GuestConnection] = set()
+        self._connections_lock = threading.Lock()
+        registry, registry_lock = self._connections, self._connections_lock
+
+        class _Tracked(_GuestConnection):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                # Every accepted socket, handshake or not, so stop() can hang up on all of them.
+                with registry_lock:
+                    registry.add(self)
+
+            def close_socket(self) -> None:
+                super().close_socket()
+                # websockets closes every socket this way in the end, refused handshakes included.
+                with registry_lock:
+                    registry.discard(self)
+
+        self._server: Server = serve(
+            self._serve_guest,
+            host,
+            port,
+            process_request=self._process_request,
+            create_connection=_Tracked,
+            server_header="GenesysEmulator",
+            ping_interval=None,  # guests keep sessions alive with echo; Genesys does not ping them
+            open_timeout=5,
+            close_timeout=1,  # bounds stop() when a client does not answer the close frame
+        )
+        self.port: int = self._server.socket.getsockname()[1]
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name=f"genesys-webmessaging-{self.port}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Close the listener and every socket; the emulator's stopping event has woken delayed work."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            # Sockets still in (or before) the handshake would otherwise wait for open_timeout.
+            if connection.protocol.state is State.CONNECTING:
+                connection.close_socket()
+        if self._thread is None:
+            # shutdown() waits for serve_forever() to exit, which never ran: release the sockets directly.
+            for sock in (self._server.socket, self._server.shutdown_notifier, self._server.shutdown_watcher):
+                sock.close()
+            return
+        self._server.shutdown()
+        self._thread.join(timeout=5)
+
+    # -- handshake ---------------------------------------------------------------------------------------
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        assert isinstance(connection, _GuestConnection)
+        emulator = self._emulator
+        headers = dict(request.headers.raw_items())
+        fault, record = emulator._begin_ws_request(ROUTE_WS_CONNECT, request.path, headers)
+        response = self._handshake_answer(connection, request, fault)
+        status: int | None = int(response.status_code if response is not None else HTTPStatus.SWITCHING_PROTOCOLS)
+        if fault is not None and fault.refuse:
+            status = None  # never answered, like an HTTP request the emulator dropped
+        emulator._finish_record(record, status)
+        self._log(f"GET {urlsplit(request.path).path}", status if status is not None else "refused", fault)
+        return response
+
+    def _handshake_answer(self, connection: _GuestConnection, request: Request, fault: Fault | None) -> Response | None:
+        if fault is not None:
+            if fault.delay and self._emulator._stopping.wait(fault.delay):
+                return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "Server is shutting down.\n")
+            if fault.refuse:
+                # Hang up without an HTTP answer; websockets then fails to send the response, quietly.
+                connection.close_socket()
+                return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "")
+            if fault.status is not None:
+                return connection.respond(fault.status, f"{_phrase(fault.status)}\n")
+        url = urlsplit(request.path)
+        deployment_id = parse_qs(url.query).get("deploymentId", [""])[0]
+        deployment = self._emulator._webmessaging.deployment(deployment_id) if deployment_id else None
+        if url.path != WEBMESSAGING_PATH or deployment is None:
+            return connection.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
+        if not deployment.allows_origin(request.headers.get("Origin")):
+            return connection.respond(HTTPStatus.FORBIDDEN, "Forbidden\n")
+        connection.deployment_id = deployment_id
+        return None
+
+    # -- frames ------------------------------------------------------------------------------------------
+
+    def _serve_guest(self, connection: ServerConnection) -> None:
+        assert isinstance(connection, _GuestConnection)
+        try:
+            for raw in connection:
+                if self._emulator._stopping.is_set() or not self._on_frame(connection, raw):
+                    return
+        except ConnectionClosed:
+            pass  # the guest went away; nothing to clean up
+
+    def _on_frame(self, connection: _GuestConnection, raw: str | bytes) -> bool:
+        """Answer one frame; False means the socket is done (dropped or stopping)."""
+        try:
+            request = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            request = None
+        if not isinstance(request, dict):
+            self._send(connection, error_frame(FEATURE_UNAVAILABLE, "Message is not a JSON object", None))
+            return True
+        action = request.get("action")
+        tracing_id = request.get("tracingId")
+        if action == "configureSession":
+            return self._faulted(connection, ROUTE_CONFIGURE_SESSION, request, self._configure_session)
+        if action == "getJwt":
+            return self._faulted(connection, ROUTE_GET_JWT, request, self._get_jwt)
+        if action == "echo":
+            self._send(connection, self._echo(connection, request))
+        elif action == "onMessage":
+            self._send(connection, self._on_message(connection, request))
+        else:
+            self._send(connection, error_frame(FEATURE_UNAVAILABLE, f"Unsupported action {action!r}", tracing_id))
+        self._log(str(action), "answered", None)
+        return True
+
+    def _faulted(
+        self,
+        connection: _GuestConnection,
+        route: str,
+        request: dict[str, Any],
+        answer: Any,
+    ) -> bool:
+        """Apply ``route``'s next fault around ``answer(connection, request, fault)`` -> frames to send."""
+        fault, _ = self._emulator._begin_ws_request(route)
+        tracing_id = request.get("tracingId")
+        if fault is not None:
+            if fault.delay and self._emulator._stopping.wait(fault.delay):
+                return False
+            if fault.noise:
+                for frame in _noise(route):
+                    self._send(connection, frame)
+            if fault.drop:
+                self._log(str(request.get("action")), "dropped", fault)
+                connection.close_socket()
+                return False
+            if fault.silent:
+                self._log(str(request.get("action")), "silent", fault)
+                return True  # keep reading; the client gives up on its own
+            if fault.body is not None:
+                self._log(str(request.get("action")), "not-json", fault)
+                self._send_text(connection, _NOT_JSON_FRAME)
+                return True
+            if fault.code is not None:
+                retry_after = fault.retry_after if isinstance(fault.retry_after, int) else 1
+                message = _DEFAULT_ERROR_MESSAGES.get(fault.code, "Error")
+                self._log(str(request.get("action")), fault.code, fault)
+                self._send(connection, error_frame(fault.code, message, tracing_id, retry_after))
+                return True
+        frames: list[dict[str, Any]] = answer(connection, request, fault)
+        self._log(str(request.get("action")), frames[0].get("code"), fault)
+        for frame in frames:
+            self._send(connection, frame)
+        return True
+
+    def _configure_session(
+        self, connection: _GuestConnection, request: dict[str, Any], fault: Fault | None
+    ) -> list[dict[str, Any]]:
+        tracing_id = request.get("tracingId")
+        deployment_id = request.get("deploymentId")
+        problem = _token_problem(request.get("token"))
+        if not isinstance(deployment_id, str) or not deployment_id:
+            problem = "deploymentId is required"
+        if problem is not None:
+            return [error_frame(MISSING_PARAMETER, problem, tracing_id)]
+        if deployment_id != connection.deployment_id:
+            return [error_frame(FEATURE_UNAVAILABLE, "deploymentId does not match the connection", tracing_id)]
+        token: str = request["token"]
+        outcome = self._emulator._webmessaging.configure(deployment_id, token, request.get("startNew") is True)
+        if isinstance(outcome, GuestError):
+            return [error_frame(outcome.code, outcome.message, tracing_id)]
+        connection.configured_token = token
+        body = {
+            "connected": True,
+            "newSession": outcome.new_session,
+            "readOnly": outcome.read_only,
+            "maxCustomDataBytes": MAX_CUSTOM_DATA_BYTES,
+            "clearedExistingSession": False,
+            "allowedMedia": {"inbound": {"fileTypes": [], "maxFileSizeKB": 0}},
+            "blockedExtensions": [],
+            "durationSeconds": SESSION_DURATION_SECONDS,
+            "expirationDate": outcome.expires_at,
+        }
+        frames = [_response("SessionResponse", body, tracing_id)]
+        if outcome.joined is not None:
+            frames.append(_structured(outcome.joined))  # unsolicited: no tracingId
+        return frames
+
+    def _session_for(
+        self, connection: _GuestConnection, request: dict[str, Any]
+    ) -> tuple[_Session, None] | tuple[None, dict[str, Any]]:
+        """The session for a follow-up action on this socket, or the error frame to answer."""
+        tracing_id = request.get("tracingId")
+        token = request.get("token")
+        problem = _token_problem(token)
+        if problem is not None:
+            return None, error_frame(MISSING_PARAMETER, problem, tracing_id)
+        if connection.configured_token is None or token != connection.configured_token:
+            return None, error_frame(SESSION_NOT_FOUND, "Session not found", tracing_id)
+        session = self._emulator._webmessaging.live_session(connection.deployment_id, connection.configured_token)
+        if isinstance(session, GuestError):
+            return None, error_frame(session.code, session.message, tracing_id)
+        return session, None
+
+    def _get_jwt(
+        self, connection: _GuestConnection, request: dict[str, Any], fault: Fault | None
+    ) -> list[dict[str, Any]]:
+        session, error = self._session_for(connection, request)
+        if session is None:
+            assert error is not None
+            return [error]
+        token, exp = self._emulator._mint_webmessaging_jwt(session.id, connection.deployment_id, fault)
+        return [_response("JwtResponse", {"jwt": token, "exp": exp}, request.get("tracingId"))]
+
+    def _echo(self, connection: _GuestConnection, request: dict[str, Any]) -> dict[str, Any]:
+        session, error = self._session_for(connection, request)
+        if session is None:
+            assert error is not None
+            return error
+        message = request.get("message")
+        text = message.get("text") if isinstance(message, dict) else None
+        body = {"text": text if isinstance(text, str) else "", "type": "Text", "direction": "Inbound"}
+        return _structured({**body, "id": str(uuid.uuid4())}, request.get("tracingId"))
+
+    def _on_message(self, connection: _GuestConnection, request: dict[str, Any]) -> dict[str, Any]:
+        tracing_id = request.get("tracingId")
+        session, error = self._session_for(connection, request)
+        if session is None:
+            assert error is not None
+            return error
+        message = request.get("message")
+        text = message.get("text") if isinstance(message, dict) else None
+        if not isinstance(text, str) or not text:
+            return error_frame(MISSING_PARAMETER, "message.text is required", tracing_id)
+        if session.read_only:
+            return error_frame(FEATURE_UNAVAILABLE, "Session is read-only", tracing_id)
+        body = {"text": text, "type": "Text", "direction": "Inbound", "id": str(uuid.uuid4())}
+        self._emulator._webmessaging.add_message(session.id, body)
+        return _structured(dict(body), tracing_id)
+
+    # -- output ------------------------------------------------------------------------------------------
+
+    def _send(self, connection: ServerConnection, frame: dict[str, Any]) -> None:
+        self._send_text(connection, json.dumps(frame))
+
+    @staticmethod
+    def _send_text(connection: ServerConnection, text: str) -> None:
+        # The guest may have hung up already; its loop then ends on the next read.
+        with contextlib.suppress(ConnectionClosed):
+            connection.send(text)
+
+    def _log(self, what: str, outcome: object, fault: Fault | None) -> None:
+        # Only the action and outcome: frames carry session tokens and JWTs.
+        if self._emulator.verbose:
+            marker = " [fault]" if fault is not None else ""
+            print(f"genesys-emulator: ws {what} -> {outcome}{marker}", file=sys.stderr, flush=True)
+
+
+def _noise(route: str) -> list[dict[str, Any]]:
+    """Frames a real socket may interleave: an unsolicited event and an answer to someone else's request."""
+    typing = {
+        "type": "Event",
+        "direction": "Outbound",
+        "events": [{"eventType": "Typing", "typing": {"type": "On", "duration": 5000}}],
+        "id": str(uuid.uuid4()),
+    }
+    other = f"noise-{uuid.uuid4()}"
+    if route == ROUTE_GET_JWT:
+        # Same class as the awaited answer, so only a client matching on tracingId ignores it.
+        mismatched = _response("JwtResponse", {"jwt": "noise.not.yours", "exp": 0}, other)
+    else:
+        body = {"connected": True, "newSession": False, "readOnly": True, "durationSeconds": 0, "expirationDate": 0}
+        mismatched = _response("SessionResponse", body, other)
+    return [_structured(typing), mismatched]
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"

@@ -1,0 +1,296 @@
+"""Genesys' public Web Messaging Guest API over WebSocket (the ``webmessaging`` source), and nothing else.
+
+``wss://webmessaging.<region>/v1?deploymentId=<id>``, JSON text frames:
+- ``configureSession`` with the guest's session token (chosen by the client) answers ``SessionResponse``
+  (``connected``, ``newSession``, ``readOnly``); ``startNew: true`` starts a new conversation on a read-only
+  session's token, as Genesys' SDKs do after a conversation ended.
+- ``getJwt`` answers ``JwtResponse`` (``jwt``, ``exp`` in epoch seconds): the guest's bearer token for
+  Genesys' guest REST calls (``GET /api/v2/webmessaging/messages``).
+- Errors are responses of class ``string`` with a 4xxx/5xxx code and a message; rate limiting is class
+  ``TooManyRequestsErrorMessage`` (code 429, body ``retryAfter`` seconds, ``errorCode`` 4029).
+Other messages (presence events, echoes, structured messages) may arrive at any time: answers are matched
+by their ``tracingId``. Genesys checks the handshake's ``Origin`` against the deployment's allowed domains,
+so the caller's origin is sent as the browser would send it.
+
+The socket library (websockets, sync client) is imported when the first session is opened, not with the
+handler. Every socket operation is bounded by the deadline: the opening handshake (TCP, TLS, HTTP upgrade)
+as a whole by ``open_timeout``, each receive by the time left.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from .. import observability
+from ..budget import Deadline
+from ..errors import (
+    OriginNotAllowed,
+    RateLimited,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from . import rest, retries
+
+if TYPE_CHECKING:
+    from websockets.sync.client import ClientConnection
+
+CALL = "webmessaging"
+# Caps per attempt, so that a silent Genesys leaves time for another attempt within a 10 s function.
+OPEN_TIMEOUT_SECONDS = 4.0
+RECEIVE_TIMEOUT_SECONDS = 4.0
+CLOSE_TIMEOUT_SECONDS = 0.5
+MAX_MESSAGE_BYTES = 1 << 20
+SESSION_EXPIRED = 4006
+SESSION_NOT_FOUND = 4007
+RATE_LIMITED = 4029
+# Codes that mean the guest's session is gone: a returning guest then starts a new one.
+_SESSION_GONE = frozenset({SESSION_EXPIRED, SESSION_NOT_FOUND})
+_ERROR_NAMES = {
+    4000: "FeatureUnavailable",
+    4006: "SessionHasExpired",
+    4007: "SessionNotFound",
+    4020: "MissingParameter",
+    4029: "RequestRateTooHigh",
+    5000: "UnexpectedError",
+}
+
+
+@dataclass(frozen=True)
+class GuestSession:
+    session_token: str = field(repr=False)
+    jwt: str = field(repr=False)
+    exp: int  # the JwtResponse's exp, epoch seconds
+    new_session: bool
+    correlation_id: str | None
+
+
+class GuestApiError(Exception):
+    """An error response on the socket: its code and Genesys' message (for the log only)."""
+
+    def __init__(self, code: int, message: str, retry_after: int | None = None) -> None:
+        super().__init__(f"{code} {_ERROR_NAMES.get(code, '')}: {message[:200]}".replace("  ", " "))
+        self.code = code
+        self.retry_after = retry_after
+
+
+class _SessionGone(Exception):
+    pass
+
+
+def websocket_url(base_url: str, deployment_id: str) -> str:
+    return f"{base_url}/v1?deploymentId={quote(deployment_id, safe='')}"
+
+
+def open_session(
+    base_url: str,
+    *,
+    deployment_id: str,
+    session_token: str,
+    origin: str,
+    deadline: Deadline,
+) -> GuestSession:
+    """Configure the guest's session (a new one with a new token when Genesys no longer has this one) and
+    get its JWT. Retries refused or dropped connections, 5xx handshakes, 5xxx codes and 4029."""
+    url = websocket_url(base_url, deployment_id)
+
+    def run(attempt: retries.Attempt) -> GuestSession:
+        return _session(url, deployment_id, session_token, origin, attempt, deadline)
+
+    return retries.attempt(CALL, deadline, run)
+
+
+def _session(  # noqa: PLR0917
+    url: str,
+    deployment_id: str,
+    session_token: str,
+    origin: str,
+    attempt: retries.Attempt,
+    deadline: Deadline,
+) -> GuestSession:
+    from websockets.exceptions import ConnectionClosed  # noqa: PLC0415
+
+    token, replaced = session_token, False
+    try:
+        for _ in range(2):  # a returning guest whose session is gone gets one new session
+            with _connect(url, origin, attempt) as socket:
+                try:
+                    new_session = _configure(socket, deployment_id, token, deadline)
+                    jwt, exp = _get_jwt(socket, token, deadline)
+                except _SessionGone:
+                    observability.audit(observability.GUEST_SESSION_REPLACED)
+                    token, replaced = str(uuid.uuid4()), True
+                    continue
+                finally:
+                    # Closing waits for Genesys' close frame: never past the deadline.
+                    socket.close_timeout = max(0.0, min(CLOSE_TIMEOUT_SECONDS, deadline.remaining()))
+            return GuestSession(
+                session_token=token,
+                jwt=jwt,
+                exp=exp,
+                new_session=new_session or replaced,
+                correlation_id=attempt.correlation_id,
+            )
+    except GuestApiError as exc:
+        attempt.status = exc.code
+        raise _mapped(exc, attempt) from None
+    except TimeoutError:
+        attempt.error = "TimeoutError"
+        raise retries.Retryable(
+            UpstreamTimeout(
+                log_detail="Genesys webmessaging did not answer in time", genesys_correlation_id=attempt.correlation_id
+            )
+        ) from None
+    except ConnectionClosed as exc:
+        attempt.error = type(exc).__name__
+        raise retries.Retryable(
+            UpstreamUnavailable(
+                log_detail="Genesys webmessaging closed the socket "
+                f"({exc.rcvd.code if exc.rcvd else 'no close frame'})",
+                genesys_correlation_id=attempt.correlation_id,
+            )
+        ) from None
+    raise UpstreamError(log_detail="Genesys webmessaging said the new session is gone too")
+
+
+def _connect(url: str, origin: str, attempt: retries.Attempt) -> ClientConnection:
+    from websockets.exceptions import InvalidHandshake, InvalidStatus  # noqa: PLC0415
+    from websockets.sync.client import connect  # noqa: PLC0415
+    from websockets.typing import Origin  # noqa: PLC0415
+
+    try:
+        socket = connect(
+            url,
+            origin=Origin(origin),
+            # The whole opening handshake (TCP, TLS, upgrade) within this attempt's time.
+            open_timeout=min(OPEN_TIMEOUT_SECONDS, attempt.timeout),
+            close_timeout=CLOSE_TIMEOUT_SECONDS,
+            compression=None,  # a few small frames: deflate would cost more than it saves
+            ping_interval=None,  # the socket lives for a few round trips, no keep-alive needed
+            proxy=None,
+            max_size=MAX_MESSAGE_BYTES,
+            user_agent_header=rest.USER_AGENT,
+        )
+    except InvalidStatus as exc:
+        response = exc.response
+        attempt.status = response.status_code
+        attempt.correlation_id = response.headers.get(rest.CORRELATION_HEADER)
+        raise _refused(response.status_code, response.headers.get("Retry-After"), origin, attempt) from None
+    except TimeoutError:
+        attempt.error = "TimeoutError"
+        raise retries.Retryable(
+            UpstreamTimeout(log_detail="Genesys webmessaging did not complete the handshake in time")
+        ) from None
+    except (OSError, InvalidHandshake) as exc:
+        attempt.error = type(exc).__name__
+        raise retries.Retryable(
+            UpstreamUnavailable(log_detail=f"Genesys webmessaging unreachable ({attempt.error})")
+        ) from None
+    if socket.response is not None:
+        attempt.status = socket.response.status_code
+        attempt.correlation_id = socket.response.headers.get(rest.CORRELATION_HEADER)
+    return socket
+
+
+def _refused(status: int, retry_after: str | None, origin: str, attempt: retries.Attempt) -> Exception:
+    detail = f"Genesys webmessaging refused the WebSocket handshake with {status}"
+    correlation = attempt.correlation_id
+    if status == 403:
+        return OriginNotAllowed(
+            log_detail=f"{detail}: the web deployment does not allow origin {origin[:200]!r}",
+            genesys_correlation_id=correlation,
+        )
+    if status == 429:
+        wait = int(retry_after) if retry_after and retry_after.isdigit() else None
+        return retries.Retryable(
+            RateLimited(retry_after=max(1, wait or 1), log_detail=detail, genesys_correlation_id=correlation),
+            wait=wait,
+        )
+    if status >= 500:
+        return retries.Retryable(UpstreamUnavailable(log_detail=detail, genesys_correlation_id=correlation))
+    return UpstreamError(log_detail=detail, genesys_correlation_id=correlation)
+
+
+def _mapped(error: GuestApiError, attempt: retries.Attempt) -> Exception:
+    detail = f"Genesys webmessaging answered {error}"
+    correlation = attempt.correlation_id
+    if error.code in (RATE_LIMITED, 429):
+        return retries.Retryable(
+            RateLimited(
+                retry_after=max(1, error.retry_after or 1), log_detail=detail, genesys_correlation_id=correlation
+            ),
+            wait=error.retry_after,
+        )
+    if error.code >= 5000 or 500 <= error.code < 600:
+        return retries.Retryable(UpstreamUnavailable(log_detail=detail, genesys_correlation_id=correlation))
+    return UpstreamError(log_detail=detail, genesys_correlation_id=correlation)
+
+
+def _configure(socket: ClientConnection, deployment_id: str, token: str, deadline: Deadline) -> bool:
+    """Configure the session; True when Genesys made a new one. A read-only session (its conversation
+    ended) gets a new conversation on the same token, so the guest can write again."""
+    message: dict[str, Any] = {"action": "configureSession", "deploymentId": deployment_id, "token": token}
+    try:
+        body = _request(socket, message, "SessionResponse", deadline)
+    except GuestApiError as exc:
+        if exc.code in _SESSION_GONE:
+            raise _SessionGone from None
+        raise
+    if body.get("readOnly") is True:
+        observability.audit(observability.GUEST_CONVERSATION_RESTARTED)
+        body = _request(socket, {**message, "startNew": True}, "SessionResponse", deadline)
+        if body.get("readOnly") is True:
+            raise UpstreamError(log_detail="Genesys webmessaging kept the session read-only after startNew")
+        return True
+    if body.get("connected") is False:
+        raise UpstreamError(log_detail="Genesys webmessaging answered a session that is not connected")
+    return body.get("newSession") is True
+
+
+def _get_jwt(socket: ClientConnection, token: str, deadline: Deadline) -> tuple[str, int]:
+    try:
+        body = _request(socket, {"action": "getJwt", "token": token}, "JwtResponse", deadline)
+    except GuestApiError as exc:
+        if exc.code in _SESSION_GONE:
+            raise _SessionGone from None
+        raise
+    jwt, exp = body.get("jwt"), body.get("exp")
+    if not (isinstance(jwt, str) and jwt and isinstance(exp, int) and not isinstance(exp, bool)):
+        raise UpstreamError(log_detail="Genesys webmessaging answered getJwt without a jwt and an integer exp")
+    return jwt, exp
+
+
+def _request(socket: ClientConnection, message: dict[str, Any], expected: str, deadline: Deadline) -> dict[str, Any]:
+    """Send one action and wait for its answer, skipping whatever else arrives meanwhile."""
+    tracing_id = str(uuid.uuid4())
+    socket.send(json.dumps({**message, "tracingId": tracing_id}))
+    while True:
+        left = deadline.remaining()
+        if left <= 0:
+            raise TimeoutError
+        raw = socket.recv(timeout=min(RECEIVE_TIMEOUT_SECONDS, left))
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            raise UpstreamError(log_detail="Genesys webmessaging sent a frame that is not JSON") from None
+        if not isinstance(answer, dict) or answer.get("type") != "response":
+            continue  # presence, echoes, structured messages: not ours
+        if answer.get("tracingId", tracing_id) != tracing_id:
+            continue  # the answer to another request
+        kind, code, body = answer.get("class"), answer.get("code"), answer.get("body")
+        if kind == expected and code == 200 and isinstance(body, dict):
+            return body
+        if kind == "TooManyRequestsErrorMessage" and isinstance(body, dict):
+            retry_after = body.get("retryAfter")
+            raise GuestApiError(
+                RATE_LIMITED,
+                str(body.get("errorMessage", "")),
+                retry_after if isinstance(retry_after, int) and retry_after >= 0 else None,
+            )
+        if isinstance(code, int) and not isinstance(code, bool) and code >= 400:
+            raise GuestApiError(code, body if isinstance(body, str) else "")
+        raise UpstreamError(log_detail=f"Genesys webmessaging answered {str(kind)[:50]!r} to {message['action']}")

@@ -1,0 +1,235 @@
+"""Genesys' HTTP API behind OAuth: the client-credentials token and the web deployment lookup, and the
+one way every HTTP call is sent (urllib3, attempts from ``retries``, Genesys' error shape mapped once).
+
+- ``POST {oauth base}/oauth/token``: OAuth client credentials (HTTP Basic, ``grant_type=client_credentials``).
+- ``GET {api base}/api/v2/webdeployments/deployments/{id}``: status and allowed domains of a web deployment.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, TypeGuard
+from urllib.parse import quote, urlencode
+
+import urllib3
+from urllib3.exceptions import HTTPError, InvalidHeader, NewConnectionError, TimeoutError
+from urllib3.util import Retry
+
+from ..budget import Deadline
+from ..credentials import ClientCredentials
+from ..errors import (
+    AccessTokenRejected,
+    ConfigurationError,
+    InvalidClient,
+    RateLimited,
+    ServiceError,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from ..settings import Settings
+from . import retries
+
+CONNECT_TIMEOUT_SECONDS = 2.0
+READ_TIMEOUT_SECONDS = 8.0
+CORRELATION_HEADER = "ININ-Correlation-Id"
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+DEPLOYMENTS_PATH = "/api/v2/webdeployments/deployments/"
+USER_AGENT = "genesys-guest-token-service/1"
+# Parses Retry-After (seconds or an HTTP date); the attempts themselves are run by retries.attempt.
+_RETRY_AFTER = Retry(respect_retry_after_header=True)
+
+
+def _new_pool() -> urllib3.PoolManager:
+    return urllib3.PoolManager(num_pools=4, maxsize=2, retries=False, headers={"User-Agent": USER_AGENT})
+
+
+_http = _new_pool()
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    value: str = field(repr=False)
+    expires_in: int
+    correlation_id: str | None
+
+
+@dataclass(frozen=True)
+class Deployment:
+    id: str
+    status: str
+    allow_all_domains: bool
+    allowed_domains: tuple[str, ...]
+    correlation_id: str | None
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    data: bytes = field(repr=False)
+    correlation_id: str | None
+    retry_after: int | None  # whole seconds, from the Retry-After header
+
+    def json(self) -> dict[str, Any]:
+        try:
+            document = json.loads(self.data)
+        except ValueError:
+            return {}
+        return document if isinstance(document, dict) else {}
+
+
+def request_access_token(settings: Settings, credentials: ClientCredentials, deadline: Deadline) -> AccessToken:
+    answer = send(
+        "oauth",
+        "POST",
+        f"{settings.oauth_base_url}/oauth/token",
+        headers={
+            **urllib3.make_headers(basic_auth=f"{credentials.client_id}:{credentials.client_secret}"),
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+        body=urlencode({"grant_type": "client_credentials"}),
+        deadline=deadline,
+    )
+    data = answer.json()
+    if answer.status == 200:
+        value, expires_in = data.get("access_token"), data.get("expires_in")
+        # Genesys lets each OAuth client set its token lifetime (5 min to 48 h): read it, never assume it.
+        if not (isinstance(value, str) and value and _is_int(expires_in) and expires_in > 0):
+            raise UpstreamError(
+                log_detail="Genesys OAuth answered 200 without access_token and a positive integer expires_in",
+                genesys_correlation_id=answer.correlation_id,
+            )
+        return AccessToken(value=value, expires_in=expires_in, correlation_id=answer.correlation_id)
+    if answer.status in (400, 401) and (answer.status == 401 or data.get("error") == "invalid_client"):
+        raise InvalidClient(
+            log_detail=f"Genesys OAuth answered {answer.status} {data.get('error', '')}".rstrip(),
+            genesys_correlation_id=answer.correlation_id,
+        )
+    raise failure("oauth", answer)
+
+
+def get_deployment(settings: Settings, access_token: str, deployment_id: str, deadline: Deadline) -> Deployment:
+    answer = send(
+        "deployment",
+        "GET",
+        f"{settings.api_base_url}{DEPLOYMENTS_PATH}{quote(deployment_id, safe='')}",
+        headers={"Authorization": f"Bearer {access_token}"},
+        body=None,
+        deadline=deadline,
+    )
+    check_access_token_accepted("deployment", answer)
+    if answer.status == 404:
+        raise ConfigurationError(
+            log_detail=f"Genesys has no web deployment {deployment_id} (GENESYS_DEPLOYMENT_ID) in region "
+            f"{settings.region}",
+            genesys_correlation_id=answer.correlation_id,
+        )
+    if answer.status != 200:
+        raise failure("deployment", answer)
+    data = answer.json()
+    status, allow_all, domains = data.get("status"), data.get("allowAllDomains", False), data.get("allowedDomains")
+    domains = [] if domains is None else domains
+    if not (
+        isinstance(status, str)
+        and isinstance(allow_all, bool)
+        and isinstance(domains, list)
+        and all(isinstance(domain, str) for domain in domains)
+    ):
+        raise UpstreamError(
+            log_detail="Genesys answered the deployment lookup without a status and allowed domains",
+            genesys_correlation_id=answer.correlation_id,
+        )
+    return Deployment(
+        id=deployment_id,
+        status=status,
+        allow_all_domains=allow_all,
+        allowed_domains=tuple(domains),
+        correlation_id=answer.correlation_id,
+    )
+
+
+def check_access_token_accepted(call: str, answer: Answer) -> None:
+    if answer.status == 401:
+        raise AccessTokenRejected(
+            log_detail=f"Genesys {call} answered 401 to the OAuth access token",
+            genesys_correlation_id=answer.correlation_id,
+        )
+
+
+def failure(call: str, answer: Answer) -> ServiceError:
+    """The service's error for a Genesys error answer; its code and message go to the log only."""
+    data = answer.json()
+    detail = f"Genesys {call} answered {answer.status} {data.get('code') or data.get('error') or ''}".rstrip()
+    if isinstance(data.get("message"), str):
+        detail += f": {data['message'][:300]}"
+    if answer.status == 429:
+        return RateLimited(
+            retry_after=max(1, answer.retry_after or 1), log_detail=detail, genesys_correlation_id=answer.correlation_id
+        )
+    if answer.status >= 500:
+        return UpstreamUnavailable(log_detail=detail, genesys_correlation_id=answer.correlation_id)
+    return UpstreamError(log_detail=detail, genesys_correlation_id=answer.correlation_id)
+
+
+def send(call: str, method: str, url: str, *, headers: dict[str, str], body: str | None, deadline: Deadline) -> Answer:
+    """One HTTP call with bounded attempts; 429 and 5xx answers are retried, others are returned."""
+
+    def run(attempt: retries.Attempt) -> Answer:
+        try:
+            response = _http.request(
+                method,
+                url,
+                headers=headers,
+                body=body,
+                # total bounds connect and read together, so one attempt never outlasts the time left.
+                timeout=urllib3.Timeout(
+                    total=attempt.timeout,
+                    connect=min(CONNECT_TIMEOUT_SECONDS, attempt.timeout),
+                    read=min(READ_TIMEOUT_SECONDS, attempt.timeout),
+                ),
+                retries=False,
+                redirect=False,
+            )
+        except HTTPError as exc:
+            attempt.error = type(exc).__name__
+            # urllib3 makes a refused connection a subclass of ConnectTimeoutError; it is not a timeout.
+            if isinstance(exc, TimeoutError) and not isinstance(exc, NewConnectionError):
+                raise retries.Retryable(
+                    UpstreamTimeout(log_detail=f"Genesys {call} did not answer in time ({attempt.error})")
+                ) from None
+            raise retries.Retryable(
+                UpstreamUnavailable(log_detail=f"Genesys {call} unreachable ({attempt.error})")
+            ) from None
+        answer = _answer(response)
+        attempt.status, attempt.correlation_id = answer.status, answer.correlation_id
+        if answer.status in RETRYABLE_STATUSES:
+            raise retries.Retryable(failure(call, answer), wait=answer.retry_after)
+        return answer
+
+    return retries.attempt(call, deadline, run)
+
+
+def _answer(response: urllib3.BaseHTTPResponse) -> Answer:
+    try:
+        retry_after = _RETRY_AFTER.get_retry_after(response)
+    except InvalidHeader:
+        retry_after = None
+    return Answer(
+        status=response.status,
+        data=response.data,
+        correlation_id=response.headers.get(CORRELATION_HEADER),
+        retry_after=math.ceil(retry_after) if retry_after is not None else None,
+    )
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def reset() -> None:
+    """For tests: a fresh connection pool."""
+    global _http
+    _http.clear()
+    _http = _new_pool()

@@ -1,0 +1,184 @@
+"""Where a guest's token comes from, chosen once per container by GUEST_TOKEN_SOURCE.
+
+- ``webmessaging`` (the default, and the one real Genesys serves): the web deployment is looked up with the
+  OAuth access token (cached per container for DEPLOYMENT_CACHE_SECONDS) and must be active and allow the
+  widget's origin; then the Web Messaging Guest API configures the guest's session and hands out its JWT.
+- ``rest``: the tutorial's ``generate-token`` contract, with the OAuth access token.
+
+Both answer a GuestTokenResponse whose token has been verified; app.py never branches on the source.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import oauth, observability, verify
+from .budget import Deadline
+from .errors import DeploymentUnavailable, OriginNotAllowed
+from .genesys import guest_api, guest_token_contract, rest
+from .models import GuestTokenRequest, GuestTokenResponse
+from .settings import SOURCE_REST, Settings
+
+ACTIVE = "Active"
+
+
+def issue(
+    settings: Settings, request: GuestTokenRequest, origin: str, deadline: Deadline, audit: dict[str, Any]
+) -> GuestTokenResponse:
+    """The verified token for ``request``; Genesys' correlation id (and a replaced guest's reference) go
+    into ``audit``."""
+    source = _from_rest if settings.guest_token_source == SOURCE_REST else _from_webmessaging
+    return source(settings, request, origin, deadline, audit)
+
+
+def _from_rest(
+    settings: Settings, request: GuestTokenRequest, origin: str, deadline: Deadline, audit: dict[str, Any]
+) -> GuestTokenResponse:
+    lifetime = request.duration_seconds
+    assert lifetime is not None  # the rest source's requests always have one
+    issued = oauth.call_with_access_token(
+        settings,
+        deadline,
+        lambda access_token: guest_token_contract.generate_guest_token(
+            settings,
+            access_token,
+            guest_id=request.guest_id,
+            duration_seconds=lifetime,
+            scopes=request.scopes,
+            deadline=deadline,
+        ),
+    )
+    audit["genesysCorrelationId"] = issued.correlation_id
+    verified = verify.verify_guest_token(
+        settings,
+        issued.token,
+        guest_id=request.guest_id,
+        scopes=request.scopes,
+        lifetime_seconds=lifetime,
+        deadline=deadline,
+    )
+    return GuestTokenResponse(
+        token=issued.token,
+        guestId=request.guest_id,
+        scopes=list(verified.scopes),
+        expiresIn=_seconds_until(verified.expires_at),
+        expiresAt=_iso(verified.expires_at),
+    )
+
+
+def _from_webmessaging(
+    settings: Settings, request: GuestTokenRequest, origin: str, deadline: Deadline, audit: dict[str, Any]
+) -> GuestTokenResponse:
+    deployment_id = settings.deployment_id
+    assert deployment_id is not None  # settings refuse the webmessaging source without one
+    deployment = _deployment(settings, deployment_id, deadline)
+    audit["genesysCorrelationId"] = deployment.correlation_id
+    if deployment.status != ACTIVE:
+        _forget_deployment()  # re-read on the next request: it may be switched back on any time
+        raise DeploymentUnavailable(
+            log_detail=f"web deployment {deployment_id} is {deployment.status[:30]}, not {ACTIVE}",
+            genesys_correlation_id=deployment.correlation_id,
+        )
+    if not allows_origin(deployment, origin):
+        raise OriginNotAllowed(
+            log_detail=f"origin {origin[:200]!r} is not among web deployment {deployment_id}'s allowed domains",
+            genesys_correlation_id=deployment.correlation_id,
+        )
+    session = guest_api.open_session(
+        settings.webmessaging_base_url,
+        deployment_id=deployment_id,
+        session_token=request.guest_id,
+        origin=origin,
+        deadline=deadline,
+    )
+    audit["genesysCorrelationId"] = session.correlation_id or deployment.correlation_id
+    if session.session_token != request.guest_id:
+        audit["guestRef"] = observability.guest_ref(session.session_token)
+        observability.logger.append_keys(guestRef=audit["guestRef"])
+    audit["newSession"] = session.new_session
+    verified = verify.verify_session_jwt(settings, session.jwt, exp=session.exp, deadline=deadline)
+    return GuestTokenResponse(
+        token=session.jwt,
+        guestId=session.session_token,
+        expiresIn=_seconds_until(verified.expires_at),
+        expiresAt=_iso(verified.expires_at),
+        newSession=session.new_session,
+        deploymentId=deployment_id,
+        webSocketUrl=guest_api.websocket_url(settings.webmessaging_base_url, deployment_id),
+    )
+
+
+# ---- the web deployment, cached per container ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Cached:
+    deployment: rest.Deployment
+    fresh_until: float  # time.monotonic() value
+
+
+_cached: _Cached | None = None
+
+
+def _deployment(settings: Settings, deployment_id: str, deadline: Deadline) -> rest.Deployment:
+    global _cached
+    if _cached is not None and _cached.deployment.id == deployment_id and time.monotonic() < _cached.fresh_until:
+        return _cached.deployment
+    deployment = oauth.call_with_access_token(
+        settings, deadline, lambda access_token: rest.get_deployment(settings, access_token, deployment_id, deadline)
+    )
+    _cached = _Cached(deployment, time.monotonic() + settings.deployment_cache_seconds)
+    return deployment
+
+
+def _forget_deployment() -> None:
+    global _cached
+    _cached = None
+
+
+def allows_origin(deployment: rest.Deployment, origin: str) -> bool:
+    """Whether the deployment's allowed domains admit the widget's origin.
+
+    Genesys documents allowedDomains as "the list of domains approved to use this deployment" and its SDKs
+    send a bare host as Origin, so the origin's host is compared with each entry's host, case-insensitively;
+    an entry ``*.example.com`` admits the subdomains of example.com."""
+    if deployment.allow_all_domains:
+        return True
+    host = _host(origin)
+    if not host:
+        return False
+    for entry in deployment.allowed_domains:
+        allowed = _host(entry.strip())
+        if allowed.startswith("*."):
+            if host.endswith(allowed[1:]):
+                return True
+        elif allowed and host == allowed:
+            return True
+    return False
+
+
+def _host(value: str) -> str:
+    text = value.lower()
+    if "://" not in text:
+        text = f"//{text}"
+    try:
+        return urlsplit(text).hostname or ""
+    except ValueError:
+        return ""
+
+
+def _seconds_until(epoch_seconds: int) -> int:
+    return max(0, epoch_seconds - int(time.time()))
+
+
+def _iso(epoch_seconds: int) -> str:
+    return datetime.fromtimestamp(epoch_seconds, UTC).isoformat().replace("+00:00", "Z")
+
+
+def reset() -> None:
+    """For tests (and a restored snapshot): forget the cached deployment."""
+    _forget_deployment()

@@ -1,0 +1,316 @@
+"""The webmessaging source through the real handler, against the emulator's Guest API over a real WebSocket
+and its REST deployment lookup: the flow, returning guests, and a fault matrix with the invariants of
+test_fault_matrix (one answer in the documented shape, within budget, bounded attempts, nothing leaked)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+import pytest
+import urllib3
+from guest_token import genesys
+from guest_token.observability import guest_ref
+
+from devtools.genesys_emulator import DEMO_CLIENT_SECRET, DEMO_DEPLOYMENT_ID, MESSAGES_PATH, GenesysEmulator
+from tests.conftest import Answer
+
+JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.")
+SUCCESS_FIELDS = {"token", "guestId", "expiresIn", "expiresAt", "newSession", "deploymentId", "webSocketUrl"}
+CALLS = ("oauth", "deployment", "webmessaging")
+
+
+@pytest.fixture
+def webmessaging(env: pytest.MonkeyPatch, emulator: GenesysEmulator) -> pytest.MonkeyPatch:
+    env.setenv("GUEST_TOKEN_SOURCE", "webmessaging")
+    env.setenv("GENESYS_DEPLOYMENT_ID", DEMO_DEPLOYMENT_ID)
+    env.setenv("GENESYS_WEBMESSAGING_BASE_URL", emulator.webmessaging_url)
+    return env
+
+
+def attempts(answer: Answer) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {call: [] for call in CALLS}
+    for line in answer.events("genesys_call"):
+        found[line["call"]].append(line["attempt"])
+    return found
+
+
+def assert_nothing_leaked(answers: list[Answer], emulator: GenesysEmulator, caplog: pytest.LogCaptureFixture) -> None:
+    """No session token, guest JWT, access token or client secret in any log line, EMF blob or library record."""
+    text = json.dumps([a.logs for a in answers]) + json.dumps([a.metrics for a in answers]) + caplog.text
+    for answer in answers:
+        if answer.status == 200:
+            assert answer.json["guestId"] not in text, "a session token in the logs"
+            assert answer.json["token"] not in text
+    for request in emulator.requests:
+        authorization = {k.lower(): v for k, v in request.headers.items()}.get("authorization", "")
+        if authorization:
+            assert authorization.split(" ", 1)[-1] not in text
+    assert DEMO_CLIENT_SECRET not in text
+    assert not JWT_SHAPE.search(text), "a JWT in the logs"
+    assert "Bearer " not in text and "Basic " not in text
+
+
+def history(emulator: GenesysEmulator, guest_jwt: str) -> urllib3.BaseHTTPResponse:
+    return urllib3.request(
+        "GET", f"{emulator.base_url}{MESSAGES_PATH}", headers={"Authorization": f"Bearer {guest_jwt}"}, timeout=5
+    )
+
+
+# ---- the flow ------------------------------------------------------------------------------------------
+
+
+def test_a_new_guest_gets_a_session_it_can_use(invoke, webmessaging, emulator, caplog):
+    caplog.set_level(logging.INFO)
+    answer = invoke({})
+    assert answer.status == 200, answer.body
+    body = answer.json
+    assert set(body) == SUCCESS_FIELDS
+    assert str(uuid.UUID(body["guestId"], version=4)) == body["guestId"]  # a session token the service chose
+    assert body["newSession"] is True
+    assert body["deploymentId"] == DEMO_DEPLOYMENT_ID
+    assert body["webSocketUrl"] == f"{emulator.webmessaging_url}/v1?deploymentId={DEMO_DEPLOYMENT_ID}"
+    claims = jwt.decode(body["token"], options={"verify_signature": False})
+    assert claims["exp"] - 2 <= time.time() + body["expiresIn"] <= claims["exp"] + 2
+    assert body["expiresAt"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(claims["exp"]))
+    # What the token opens: the guest's history through Genesys' guest REST call.
+    assert history(emulator, body["token"]).status == 200
+    assert emulator.session_state(body["guestId"]) == "active"
+    # One deployment lookup, one access token, one Guest API session; nothing secret in the logs.
+    assert attempts(answer) == {"oauth": [1], "deployment": [1], "webmessaging": [1]}
+    [issued] = answer.events("token_issued")
+    assert issued["guestRef"] == guest_ref(body["guestId"]) and issued["newSession"] is True
+    assert "duration" not in issued and "scopes" not in issued
+    assert_nothing_leaked([answer], emulator, caplog)
+
+
+def test_a_returning_guest_resumes_its_session_and_the_deployment_is_read_once(invoke, webmessaging, emulator):
+    first = invoke({})
+    second = invoke({"guestId": first.json["guestId"].upper()})
+    assert second.status == 200
+    assert second.json["guestId"] == first.json["guestId"]
+    assert second.json["newSession"] is False
+    assert attempts(second) == {"oauth": [], "deployment": [], "webmessaging": [1]}  # both cached
+    assert emulator.count("deployment") == 1 and emulator.count("oauth") == 1
+
+
+def test_a_returning_guest_whose_session_expired_gets_a_new_one(invoke, webmessaging, emulator):
+    first = invoke({})
+    emulator.expire_session(first.json["guestId"])
+    second = invoke({"guestId": first.json["guestId"]})
+    assert second.status == 200
+    assert second.json["guestId"] != first.json["guestId"]  # the widget stores the new one
+    assert second.json["newSession"] is True
+    assert second.events("guest_session_replaced")
+    assert emulator.session_state(second.json["guestId"]) == "active"
+
+
+def test_a_returning_guest_whose_conversation_ended_can_write_again(invoke, webmessaging, emulator):
+    first = invoke({})
+    emulator.end_conversation(first.json["guestId"])
+    second = invoke({"guestId": first.json["guestId"]})
+    assert second.status == 200
+    assert second.json["guestId"] == first.json["guestId"]
+    assert second.json["newSession"] is True
+    assert second.events("guest_conversation_restarted")
+    assert emulator.session_state(first.json["guestId"]) == "active"
+
+
+@pytest.mark.parametrize("body", [{"duration": "short"}, {"scopes": ["webmessaging:guest:send"]}])
+def test_fields_genesys_decides_are_refused_naming_the_field(invoke, webmessaging, emulator, body):
+    answer = invoke(body)
+    assert answer.status == 422
+    assert [detail["field"] for detail in answer.json["error"]["details"]] == list(body)
+    assert emulator.count("ws-connect") == 0
+
+
+def test_a_deployment_switched_off_answers_a_clear_error_and_recovers_when_switched_on(
+    invoke, webmessaging, emulator, env
+):
+    env.setenv("DEPLOYMENT_CACHE_SECONDS", "3600")
+    emulator.set_deployment(DEMO_DEPLOYMENT_ID, status="Inactive")
+    answer = invoke({})
+    assert (answer.status, answer.error_code) == (503, "deployment_unavailable")
+    assert "Inactive" in answer.events("token_failed")[0]["detail"]
+    assert emulator.count("ws-connect") == 0
+    emulator.set_deployment(DEMO_DEPLOYMENT_ID, status="Active")
+    assert invoke({}).status == 200  # an inactive deployment is not cached
+
+
+def test_the_widget_origin_is_held_to_the_deployments_allowed_domains(invoke, webmessaging, emulator):
+    emulator.set_deployment(DEMO_DEPLOYMENT_ID, allow_all_domains=False, allowed_domains=["*.example.com"])
+    assert invoke({}).status == 200  # chat.example.com
+    emulator.set_deployment(DEMO_DEPLOYMENT_ID, allow_all_domains=False, allowed_domains=["www.example.org"])
+    from guest_token import sources  # noqa: PLC0415
+
+    sources.reset()  # the cached deployment still allowed it
+    answer = invoke({})
+    assert (answer.status, answer.error_code) == (403, "origin_not_allowed")
+    assert "allowed domains" in answer.events("token_failed")[0]["detail"]
+    assert emulator.count("ws-connect") == 1
+
+
+def test_a_deployment_genesys_does_not_know_is_a_500_that_names_nothing(invoke, webmessaging, env, emulator):
+    missing = "00000000-1111-4222-8333-444444444444"
+    env.setenv("GENESYS_DEPLOYMENT_ID", missing)
+    answer = invoke({})
+    assert (answer.status, answer.error_code) == (500, "internal_error")
+    assert missing not in answer.body and "GENESYS" not in answer.body
+    assert "GENESYS_DEPLOYMENT_ID" in answer.events("token_failed")[0]["detail"]
+
+
+def test_a_bad_setting_reaches_the_log_but_not_the_caller(invoke, webmessaging, env):
+    env.delenv("GENESYS_DEPLOYMENT_ID")
+    answer = invoke({})
+    assert (answer.status, answer.error_code) == (500, "internal_error")
+    assert "GENESYS" not in answer.body and "DEPLOYMENT" not in answer.body
+    assert "GENESYS_DEPLOYMENT_ID" in answer.events("token_failed")[0]["detail"]
+
+
+# ---- the fault matrix ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    status: int
+    code: str | None
+    webmessaging: int | range  # Guest API session attempts the service logged
+    setup: Callable[[GenesysEmulator, pytest.MonkeyPatch], None] = lambda emulator, env: None
+    timeout: float = 10.0
+    retry_after: range | None = None
+    detail: str | None = None
+    deployment: int = 1
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+def fault(route: str, **fields: Any) -> Callable[[GenesysEmulator, pytest.MonkeyPatch], None]:
+    return lambda emulator, env: emulator.add_fault(route, **fields)
+
+
+def with_jwks(**fields: Any) -> Callable[[GenesysEmulator, pytest.MonkeyPatch], None]:
+    def setup(emulator: GenesysEmulator, env: pytest.MonkeyPatch) -> None:
+        env.setenv("GENESYS_JWKS_URL", emulator.jwks_url)
+        if fields:
+            emulator.add_fault("get-jwt", **fields)
+
+    return setup
+
+
+CASES = [
+    Case("handshake-503-once", 200, None, 2, fault("ws-connect", status=503)),
+    Case("handshake-503-always", 503, "upstream_unavailable", 3, fault("ws-connect", status=503, times=None)),
+    Case("handshake-refused-once", 200, None, 2, fault("ws-connect", refuse=True)),
+    Case(
+        "handshake-403-origin-refused-by-genesys",
+        403,
+        "origin_not_allowed",
+        1,
+        fault("ws-connect", status=403),
+        detail="does not allow origin",
+    ),
+    Case("handshake-slow-within-budget", 200, None, 1, fault("ws-connect", delay=0.5)),
+    Case("configure-4029-once", 200, None, 2, fault("configure-session", code=4029, retry_after=1)),
+    Case(
+        "configure-4029-beyond-time-left",
+        429,
+        "rate_limited",
+        1,
+        fault("configure-session", code=4029, retry_after=30),
+        retry_after=range(30, 31),
+    ),
+    Case("configure-5000-once", 200, None, 2, fault("configure-session", code=5000)),
+    Case("configure-5000-always", 503, "upstream_unavailable", 3, fault("configure-session", code=5000, times=None)),
+    Case("configure-dropped-once", 200, None, 2, fault("configure-session", drop=True)),
+    Case("configure-noise-first", 200, None, 1, fault("configure-session", noise=True)),
+    Case("get-jwt-noise-first", 200, None, 1, fault("get-jwt", noise=True)),
+    Case("configure-not-json", 502, "upstream_error", 1, fault("configure-session", body="not-json")),
+    Case("configure-4000", 502, "upstream_error", 1, fault("configure-session", code=4000), detail="4000"),
+    Case(
+        "configure-silent",
+        504,
+        "upstream_timeout",
+        range(1, 3),
+        fault("configure-session", silent=True, times=None),
+        timeout=3.0,
+    ),
+    Case("get-jwt-dropped-once", 200, None, 2, fault("get-jwt", drop=True)),
+    Case("get-jwt-silent-once", 200, None, 2, fault("get-jwt", silent=True)),
+    Case("get-jwt-expired", 502, "upstream_error", 1, fault("get-jwt", expired=True), detail="expired"),
+    Case("get-jwt-exp-mismatch", 502, "upstream_error", 1, fault("get-jwt", exp_mismatch=True), detail="exp"),
+    Case("get-jwt-alg-none", 502, "upstream_error", 1, fault("get-jwt", alg_none=True), detail="algorithm"),
+    Case("get-jwt-not-json", 502, "upstream_error", 1, fault("get-jwt", body="not-json")),
+    Case("get-jwt-30-days", 502, "upstream_error", 1, fault("get-jwt", token_lifetime=30 * 86400)),
+    Case("jwks-signature-good", 200, None, 1, with_jwks()),
+    Case("jwks-signature-forged", 502, "upstream_error", 1, with_jwks(bad_signature=True)),
+    Case("jwks-unknown-kid", 502, "upstream_error", 1, with_jwks(unknown_kid=True)),
+    Case("deployment-503-once", 200, None, 1, fault("deployment", status=503), deployment=2),
+    Case(
+        "deployment-503-always",
+        503,
+        "upstream_unavailable",
+        0,
+        fault("deployment", status=503, times=None),
+        deployment=3,
+    ),
+    Case(
+        "deployment-429-beyond-time-left",
+        429,
+        "rate_limited",
+        0,
+        fault("deployment", status=429, retry_after=60),
+        retry_after=range(60, 61),
+    ),
+    Case("deployment-not-json", 502, "upstream_error", 0, fault("deployment", body="not-json")),
+    Case("deployment-slow-beyond-budget", 504, "upstream_timeout", 0, fault("deployment", delay=5), timeout=2.0),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_webmessaging_fault_matrix(case, invoke, webmessaging, emulator, env, caplog):
+    caplog.set_level(logging.INFO)
+    case.setup(emulator, env)
+    started = time.monotonic()
+    answer = invoke(case.body, timeout_seconds=case.timeout)
+    elapsed = time.monotonic() - started
+
+    assert answer.status == case.status, answer.body
+    assert answer.headers["Cache-Control"] == "no-store"
+    document = json.loads(answer.body)
+    if case.code is None:
+        assert set(document) == SUCCESS_FIELDS
+    else:
+        assert set(document) == {"error"}
+        assert document["error"]["code"] == case.code
+    if case.retry_after is not None:
+        assert int(answer.headers["Retry-After"]) in case.retry_after
+    elif case.status != 429:
+        assert "Retry-After" not in answer.headers
+
+    made = attempts(answer)
+    count = len(made["webmessaging"])
+    assert count in case.webmessaging if isinstance(case.webmessaging, range) else count == case.webmessaging, made
+    assert len(made["deployment"]) == case.deployment, made
+    assert all(1 <= n <= genesys.MAX_ATTEMPTS for call in CALLS for n in made[call])
+    # Every Guest API session attempt that was logged reached Genesys, and only those.
+    assert emulator.count("ws-connect") == count
+    assert emulator.count("deployment") == case.deployment
+
+    assert elapsed < case.timeout, elapsed
+    outcomes = answer.events("token_issued") + answer.events("token_failed")
+    assert [line["status"] for line in outcomes] == [answer.status]
+    if case.detail is not None:
+        assert case.detail in outcomes[0]["detail"], outcomes[0]
+    assert_nothing_leaked([answer], emulator, caplog)
+
+
+def test_the_webmessaging_matrix_covers_every_kind_of_answer() -> None:
+    assert {case.status for case in CASES} >= {200, 403, 429, 502, 503, 504}
+    assert len({case.id for case in CASES}) == len(CASES)
