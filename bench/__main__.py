@@ -2,7 +2,9 @@
 
 Everything runs on 127.0.0.1: the Genesys emulator and moto's Secrets Manager as their own processes, the
 function as `make build` ships it (and as plain `sam build` ships it, without bytecode) in fresh
-`python -S` interpreters laid out as Lambda lays them out, and `make run`'s local API under wrk.
+`python -S` interpreters laid out as Lambda lays them out, and `make run`'s local API under wrk. Both
+guest-token sources are measured: webmessaging (the template's default: a cached web-deployment lookup, then
+a WebSocket session with the emulator's Guest API) and rest (the tutorial's generate-token contract).
 Each figure is a median or percentile over repeated runs; comparisons are taken in the same run.
 """
 
@@ -31,7 +33,7 @@ from typing import Any
 import boto3
 import urllib3
 
-from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_DEPLOYMENT_ID
 from devtools.local_api import build_event
 from devtools.net import free_port, listening
 
@@ -49,10 +51,22 @@ HOST = "127.0.0.1"
 ORIGIN = "https://www.example.com"
 SECRET_ID = "genesys-guest-token/bench"
 HANDLER = "guest_token.app.lambda_handler"
+DEPLOYMENT_CACHE_SECONDS = 300  # the template's DeploymentCacheSeconds default
 LAMBDA_LIMIT_MB = 250
 LAYER_TARGET_MB = 40
 MARK_START = "<!-- bench:results:start -->"
 MARK_END = "<!-- bench:results:end -->"
+# GUEST_TOKEN_SOURCE: the template's default first. Each source's token request: the webmessaging source
+# refuses duration and scopes (Genesys decides a session JWT's lifetime), the rest source takes them.
+WEBMESSAGING, REST = "webmessaging", "rest"
+DEFAULT_SOURCE = WEBMESSAGING
+TOKEN_BODIES = {WEBMESSAGING: "{}", REST: '{"duration": "short"}'}
+# What guest_api.py imports when the first guest session is opened.
+WEBSOCKET_PACKAGE = "websockets"
+WEBSOCKET_MODULES = ("websockets.sync.client", "websockets.exceptions", "websockets.typing")
+# What a container has loaded when its first guest session is opened: the handler's module, then the first
+# request's secret read (boto3, Powertools parameters) and OAuth call; pyjwt comes after the session.
+FIRST_REQUEST_MODULES = ("guest_token.app", "boto3", "aws_lambda_powertools.utilities.parameters")
 ARCHITECTURE = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()]
 
 
@@ -147,6 +161,16 @@ def measure_sizes(builds: dict[str, Path], work: Path, results: Results) -> None
             f"Size, {name}: {SIGNATURE_LAYER} (only with GenesysJwksUrl), unzipped / zipped",
             f"{tree_size(signature) / mb:.1f} MB / {zipped_size(signature, work) / mb:.1f} MB",
         )
+        websockets = root / LAYERS[0] / "python" / WEBSOCKET_PACKAGE
+        if not websockets.is_dir():
+            raise SystemExit(f"{websockets} is missing: the dependencies layer has no WebSocket client")
+        speedups = [item.name for item in websockets.glob("speedups*.so")]
+        results.add(
+            f"Size, {name}: {WEBSOCKET_PACKAGE}/ in {LAYERS[0]}, unzipped / zipped",
+            f"{tree_size(websockets) / 1024:.0f} KB / {zipped_size(websockets, work) / 1024:.0f} KB "
+            f"({sum(1 for item in websockets.rglob('*.py'))} .py files"
+            f"{', C speedups ' + speedups[0] if speedups else ', no C speedups'})",
+        )
     if SDK_DIR.is_dir():
         results.add("Size, Genesys SDK alone (pip --target, with .pyc)", f"{tree_size(SDK_DIR) / mb:.0f} MB")
 
@@ -156,15 +180,19 @@ def measure_sizes(builds: dict[str, Path], work: Path, results: Results) -> None
 
 @dataclass(frozen=True)
 class StandIns:
-    """Where the loopback stand-ins listen: Genesys, Secrets Manager and a sink for X-Ray's UDP segments."""
+    """Where the loopback stand-ins listen: Genesys (HTTP and the Guest API's WebSocket), Secrets Manager and a
+    sink for X-Ray's UDP segments."""
 
     emulator_url: str
+    webmessaging_url: str
     secrets_url: str
     xray_daemon: str
 
 
-def function_env(stand_ins: StandIns, python_path: list[Path], task_root: Path, *, tracing: bool) -> dict[str, str]:
-    """What Lambda and template.yaml set (defaults), pointed at the loopback stand-ins.
+def function_env(
+    stand_ins: StandIns, python_path: list[Path], task_root: Path, *, tracing: bool, source: str = DEFAULT_SOURCE
+) -> dict[str, str]:
+    """What Lambda and template.yaml set (defaults, but the guest-token source), pointed at the loopback stand-ins.
 
     Lambda's own variables matter: with LAMBDA_TASK_ROOT set the X-Ray SDK uses Lambda's sampling, without it
     the SDK builds two botocore X-Ray clients for centralised sampling when imported (about 200 ms here).
@@ -202,6 +230,11 @@ def function_env(stand_ins: StandIns, python_path: list[Path], task_root: Path, 
         "GENESYS_API_BASE_URL": stand_ins.emulator_url,
         "ALLOWED_ORIGINS": ORIGIN,
         "SECRETS_MANAGER_ENDPOINT_URL": stand_ins.secrets_url,
+        # The template's GuestTokenSource (webmessaging by default), GenesysDeploymentId and
+        # GenesysWebMessagingBaseUrl; the emulator's demo deployment allows every origin.
+        "GUEST_TOKEN_SOURCE": source,
+        "GENESYS_DEPLOYMENT_ID": DEMO_DEPLOYMENT_ID if source == WEBMESSAGING else "",
+        "GENESYS_WEBMESSAGING_BASE_URL": stand_ins.webmessaging_url,
     }
 
 
@@ -210,12 +243,14 @@ def layout(root: Path) -> list[Path]:
     return [root / "GuestTokenFunction", *(root / layer / "python" for layer in LAYERS), LAMBDA_RUNTIME]
 
 
-def run_child(script: str, args: list[str], env: dict[str, str], work: Path) -> dict[str, Any]:
+def run_child(
+    script: str, args: list[str], env: dict[str, str], work: Path, flags: tuple[str, ...] = ()
+) -> dict[str, Any]:
     result_path = work / "result.json"
     result_path.unlink(missing_ok=True)
     started_at = time.perf_counter()
     completed = subprocess.run(
-        [sys.executable, "-S", str(BENCH / script), str(result_path), *args],
+        [sys.executable, "-S", *flags, str(BENCH / script), str(result_path), *args],
         env=env,
         cwd=work,
         stdout=subprocess.DEVNULL,
@@ -228,6 +263,7 @@ def run_child(script: str, args: list[str], env: dict[str, str], work: Path) -> 
         raise SystemExit(f"{script} failed:\n{completed.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(result_path.read_text())
     result["processMs"] = (time.perf_counter() - started_at) * 1000
+    result["stderr"] = completed.stderr
     return result
 
 
@@ -235,7 +271,9 @@ def run_child(script: str, args: list[str], env: dict[str, str], work: Path) -> 
 
 
 # The variants of a cold start; the first is the reference for ratios.
-DEFAULT_VARIANT = "make build (.pyc), tracing on (template default)"
+DEFAULT_VARIANT = "make build (.pyc), webmessaging source, tracing on (template defaults)"
+REST_VARIANT = "make build (.pyc), rest source, tracing on"
+SDK_VARIANT = "Genesys SDK (PureCloudPlatformClientV2), rest contract"
 
 
 @dataclass(frozen=True)
@@ -251,21 +289,26 @@ def measure_cold_start(
 ) -> dict[str, list[dict[str, Any]]]:
     compiled, plain = builds["make build (.pyc)"], builds["sam build (no .pyc)"]
 
-    def ours(root: Path, *, tracing: bool, first: str = "token") -> Variant:
-        env = function_env(stand_ins, layout(root), root / "GuestTokenFunction", tracing=tracing)
-        return Variant("cold_start.py", [str(events[first]), HANDLER], env, 204 if first == "preflight" else 200)
+    def ours(root: Path, *, tracing: bool, source: str = DEFAULT_SOURCE, first: str = "") -> Variant:
+        env = function_env(stand_ins, layout(root), root / "GuestTokenFunction", tracing=tracing, source=source)
+        event = events[first or f"token-{source}"]
+        return Variant("cold_start.py", [str(event), HANDLER], env, 204 if first == "preflight" else 200)
 
     variants = {
         DEFAULT_VARIANT: ours(compiled, tracing=True),
-        "make build (.pyc), tracing off (PassThrough)": ours(compiled, tracing=False),
+        REST_VARIANT: ours(compiled, tracing=True, source=REST),
+        "make build (.pyc), webmessaging source, tracing off (PassThrough)": ours(compiled, tracing=False),
         # A browser's first call to a new container is often the CORS preflight: no secret, Genesys or JWT.
         "make build (.pyc), tracing on, a preflight (OPTIONS) first": ours(compiled, tracing=True, first="preflight"),
-        "sam build (no .pyc), tracing on": ours(plain, tracing=True),
+        "sam build (no .pyc), webmessaging source, tracing on": ours(plain, tracing=True),
     }
     if SDK_DIR.is_dir():
-        # A team using the SDK would ship it in a layer: /opt/python before /var/runtime.
-        variants["Genesys SDK (PureCloudPlatformClientV2)"] = Variant(
-            "sdk_cold_start.py", [], function_env(stand_ins, [SDK_DIR, LAMBDA_RUNTIME], work, tracing=False)
+        # A team using the SDK would ship it in a layer: /opt/python before /var/runtime. It asks for the
+        # rest contract's generate-token, so REST_VARIANT is its comparison.
+        variants[SDK_VARIANT] = Variant(
+            "sdk_cold_start.py",
+            [],
+            function_env(stand_ins, [SDK_DIR, LAMBDA_RUNTIME], work, tracing=False, source=REST),
         )
     samples: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
     # Round-robin, so a burst of load from other jobs hits every variant alike.
@@ -301,45 +344,132 @@ def report_cold_start(samples: dict[str, list[dict[str, Any]]], results: Results
                 f"Cold start ratio, {name} / {DEFAULT_VARIANT}",
                 f"{value / reference:.2f}x (import + first request, medians, same run)",
             )
+    if SDK_VARIANT in medians:
+        results.add(
+            f"Cold start ratio, {SDK_VARIANT} / {REST_VARIANT}",
+            f"{medians[SDK_VARIANT] / medians[REST_VARIANT]:.2f}x (import + first request, medians, same run)",
+        )
 
 
 def measure_cold_start_parts(
     root: Path, stand_ins: StandIns, event_path: Path, runs: int, work: Path, results: Results
 ) -> None:
-    """Where the default cold start goes: each group of modules, in the order they load, then the invocation."""
+    """Where the default cold start goes: each group of modules, in the order they load, then the invocation;
+    and the first guest session against the second (a warm container's), from the same children."""
     env = function_env(stand_ins, layout(root), root / "GuestTokenFunction", tracing=True)
     samples: dict[str, list[float]] = {}
+    sessions: dict[str, list[float]] = {"first": [], "second": []}
+    second_invocation: list[float] = []
     for _ in range(runs):
         sample = run_child("cold_start_parts.py", [str(event_path), HANDLER], env, work)
-        if sample["status"] != 200:
-            raise SystemExit(f"cold_start_parts.py: the first request answered {sample['status']}")
+        if sample["status"] != 200 or sample["secondStatus"] != 200:
+            raise SystemExit(f"cold_start_parts.py: the requests answered {sample['status']}, {sample['secondStatus']}")
         for part, milliseconds in sample["parts"].items():
             samples.setdefault(part, []).append(milliseconds)
+        sessions["first"].append(sample["firstCalls"][WEBMESSAGING])
+        sessions["second"].append(sample["secondCalls"][WEBMESSAGING])
+        second_invocation.append(sample["secondInvocationMs"])
     for part, values in samples.items():
         results.add(f"Cold start part ({DEFAULT_VARIANT}): {part}", spread(values))
+    results.add(
+        "Guest session, the container's first (handshake, configureSession, getJwt, close; websockets already "
+        "imported as a part above)",
+        spread(sessions["first"], digits=1),
+    )
+    results.add("Guest session, the container's second (same children)", spread(sessions["second"], digits=1))
+    results.add(
+        "Guest session, first / second (same children)",
+        f"{statistics.median(sessions['first']) / statistics.median(sessions['second']):.1f}x (medians)",
+    )
+    results.add(
+        "Second invocation of those children, whole (a warm token request)", spread(second_invocation, digits=1)
+    )
+
+
+def measure_websockets_import(
+    builds: dict[str, Path], stand_ins: StandIns, runs: int, work: Path, results: Results
+) -> None:
+    """websockets' sync client imported after the runtime's bootstrap alone, and in the handler's context
+    (what the first guest session pays): wall time, and what ``-X importtime`` adds up for the modules it
+    loads (the cumulative figures of its top-level imports)."""
+    contexts = {"alone after the runtime's bootstrap": "", "in the handler's context": ",".join(FIRST_REQUEST_MODULES)}
+    for name, root in builds.items():
+        env = function_env(stand_ins, layout(root), root / "GuestTokenFunction", tracing=True)
+        for context, preload in contexts.items():
+            wall: list[float] = []
+            importtime: list[float] = []
+            sample: dict[str, Any] = {}
+            for _ in range(runs):
+                sample = run_child("import_cost.py", [preload, *WEBSOCKET_MODULES], env, work)
+                wall.append(sample["importMs"])
+                flags = ("-X", "importtime")
+                timed = run_child("import_cost.py", [preload, *WEBSOCKET_MODULES], env, work, flags=flags)
+                importtime.append(importtime_total(timed["stderr"]))
+            results.add(
+                f"Import of websockets.sync.client, {name}, {context}: wall",
+                f"{spread(wall, digits=1)}; {sample['modules']} modules, {sample['others']} of them not websockets'",
+            )
+            results.add(
+                f"Import of websockets.sync.client, {name}, {context}: `-X importtime` (sum of top-level cumulative)",
+                spread(importtime, digits=1),
+            )
+
+
+def importtime_total(stderr: str) -> float:
+    """Milliseconds: the cumulative time of each import ``-X importtime`` shows at the top level after the
+    marker (nested imports are inside their parents' cumulative time)."""
+    lines = stderr.split("bench: import starts", 1)[1].splitlines()
+    total_us = 0
+    for line in lines:
+        match = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\s*)\S", line)
+        if match and not match.group(2):
+            total_us += int(match.group(1))
+    return total_us / 1000
+
+
+@dataclass(frozen=True)
+class Warm:
+    label: str
+    source: str
+    tracing: bool
+    sampling: str  # see bench/warm.py
+
+
+WARM_DEFAULT = Warm(
+    "webmessaging source, tracing on (template defaults), X-Ray's default sampling", WEBMESSAGING, True, "default"
+)
+WARM_REST = Warm("rest source, tracing on, X-Ray's default sampling", REST, True, "default")
+WARM_VARIANTS = (
+    WARM_DEFAULT,
+    WARM_REST,
+    Warm("webmessaging source, tracing on, every request sampled", WEBMESSAGING, True, "all"),
+    Warm("webmessaging source, tracing off", WEBMESSAGING, False, "default"),
+    Warm("rest source, tracing off", REST, False, "default"),
+)
 
 
 def measure_warm(
-    root: Path, stand_ins: StandIns, event_path: Path, invocations: int, work: Path, *, tracing: bool, sampling: str
+    root: Path, stand_ins: StandIns, events: dict[str, Path], invocations: int, work: Path, variant: Warm
 ) -> dict[str, Any]:
     reset_emulator(stand_ins.emulator_url)
     warmup = min(100, invocations // 10)
-    result = run_child(
-        "warm.py",
-        [str(event_path), str(invocations), str(warmup), sampling],
-        function_env(stand_ins, [*layout(root), BENCH], root / "GuestTokenFunction", tracing=tracing),
-        work,
+    env = function_env(
+        stand_ins, [*layout(root), BENCH], root / "GuestTokenFunction", tracing=variant.tracing, source=variant.source
     )
+    event = events[f"token-{variant.source}"]
+    result = run_child("warm.py", [str(event), str(invocations), str(warmup), variant.sampling], env, work)
     result["counts"] = emulator_counts(stand_ins.emulator_url)
     return result
 
 
-def report_warm(result: dict[str, Any], results: Results, label: str, *, counts: bool) -> None:
+def triple(values: dict[str, float]) -> str:
+    return f"p50 {values['p50']:.3f} / p95 {values['p95']:.3f} / p99 {values['p99']:.3f} ms"
+
+
+def report_warm(result: dict[str, Any], results: Results, variant: Warm, *, counts: bool) -> None:
+    label = variant.label
     own, bare, total, upstream = result["own"], result["bare"], result["total"], result["upstream"]
     measured = result["measured"]
-
-    def triple(values: dict[str, float]) -> str:
-        return f"p50 {values['p50']:.3f} / p95 {values['p95']:.3f} / p99 {values['p99']:.3f} ms"
 
     sampled = f", {result['sampled']} of them sampled" if "tracing on" in label else ""
     results.add(
@@ -354,12 +484,54 @@ def report_warm(result: dict[str, Any], results: Results, label: str, *, counts:
     )
     results.add(f"Warm, {label}: whole invocation incl. upstream", triple(total))
     results.add(f"Warm, {label}: upstream round trip (genesys_call latencyMs)", triple(upstream))
+    session = result["calls"].get(WEBMESSAGING)
+    if session is not None:
+        first = result["firstCalls"].get(WEBMESSAGING, 0.0)
+        results.add(
+            f"Warm, {label}: guest session alone (handshake, configureSession, getJwt, close), "
+            f"{session['count']} sessions",
+            f"{triple(session)}; the container's first: {first:.1f} ms (with importing websockets)",
+        )
     if counts:
         calls = result["counts"]
+        invocations = result["invocations"]
+        statuses = f"statuses {result['statuses']}"
+        if variant.source == WEBMESSAGING:
+            results.add(
+                f"Upstream calls over {invocations} warm invocations, webmessaging source ({statuses})",
+                f"OAuth {calls['oauth']}, deployment {calls['deployment']}, WebSocket handshakes "
+                f"{calls['ws-connect']}, configureSession {calls['configure-session']}, getJwt {calls['get-jwt']}, "
+                f"guest-token {calls['guest-token']}",
+                f"OAuth 1, deployment 1 per {DEPLOYMENT_CACHE_SECONDS} s, sessions {invocations}",
+            )
+        else:
+            results.add(
+                f"Upstream calls over {invocations} warm invocations, rest source ({statuses})",
+                f"OAuth {calls['oauth']}, guest-token {calls['guest-token']}",
+                f"1 and {invocations}",
+            )
+
+
+def report_per_token(warm: dict[Warm, dict[str, Any]], results: Results) -> None:
+    """The two sources side by side: a token request end to end through the handler, loopback upstream."""
+    for tracing in (True, False):
+        pair = [variant for variant in warm if variant.tracing == tracing and variant.sampling == "default"]
+        by_source = {variant.source: warm[variant]["total"] for variant in pair}
+        if set(by_source) != {WEBMESSAGING, REST}:
+            continue
+        sampling = "tracing on, X-Ray's default sampling" if tracing else "tracing off"
+        measured = warm[pair[0]]["measured"]
+        for source in (WEBMESSAGING, REST):
+            values = by_source[source]
+            results.add(
+                f"Per-token latency, {source} source, through the handler on loopback ({sampling}, "
+                f"{measured} warm requests)",
+                f"p50 {values['p50']:.2f} / p99 {values['p99']:.2f} ms",
+            )
+        ratio = {key: by_source[WEBMESSAGING][key] / by_source[REST][key] for key in ("p50", "p99")}
         results.add(
-            f"Upstream calls over {result['invocations']} warm invocations (statuses {result['statuses']})",
-            f"OAuth {calls['oauth']}, guest-token {calls['guest-token']}",
-            f"1 and {result['invocations']}",
+            f"Per-token latency, webmessaging / rest ({sampling}, same run)",
+            f"p50 {ratio['p50']:.1f}x / p99 {ratio['p99']:.1f}x",
         )
 
 
@@ -368,23 +540,32 @@ def measure_throughput(seconds: int, connections: int, rounds: int, results: Res
     if wrk is None:
         results.notes.append("Throughput not measured: wrk is not installed (`make bench` installs it with apt-get).")
         return
-    port, genesys_port, secrets_port = free_port(), free_port(), free_port()
+    for source in (WEBMESSAGING, REST):
+        measure_throughput_of(wrk, source, seconds, connections, rounds, results)
+
+
+def measure_throughput_of(wrk: str, source: str, seconds: int, connections: int, rounds: int, results: Results) -> None:
+    port, genesys_port, webmessaging_port, secrets_port = free_port(), free_port(), free_port(), free_port()
     command = [
         sys.executable,
         *("-m", "devtools.run_local", "--port", str(port)),
-        *("--genesys-port", str(genesys_port), "--secrets-port", str(secrets_port)),
+        *("--genesys-port", str(genesys_port), "--webmessaging-port", str(webmessaging_port)),
+        *("--secrets-port", str(secrets_port)),
     ]
     origin = f"http://{HOST}:{port}"
     rates: list[float] = []
     errors = 0
-    with started(command, port, "make run's local API"):
+    environment = {**os.environ, "GUEST_TOKEN_SOURCE": source}
+    if source == WEBMESSAGING:
+        environment["GENESYS_DEPLOYMENT_ID"] = DEMO_DEPLOYMENT_ID
+    with started(command, port, "make run's local API", env=environment):
         for _ in range(rounds):
             output = subprocess.run(
                 [
                     *(wrk, "-t", "2", "-c", str(connections), "-d", f"{seconds}s"),
                     *("-s", str(BENCH / "post.lua"), f"{origin}/guest-tokens"),
                 ],
-                env={**os.environ, "BENCH_ORIGIN": origin},
+                env={**os.environ, "BENCH_ORIGIN": origin, "BENCH_BODY": TOKEN_BODIES[source]},
                 capture_output=True,
                 text=True,
                 check=True,
@@ -398,7 +579,7 @@ def measure_throughput(seconds: int, connections: int, rounds: int, results: Res
             errors += int(non_2xx.group(1)) if non_2xx else 0
             errors += sum(int(value) for value in socket_errors.groups()) if socket_errors else 0
     results.add(
-        f"Throughput, `make run` local API, wrk {connections} connections, {rounds} x {seconds} s",
+        f"Throughput, `make run` local API, {source} source, wrk {connections} connections, {rounds} x {seconds} s",
         f"{spread(rates, 'req/s')}, errors {errors}",
         "0 errors",
     )
@@ -413,8 +594,11 @@ def reset_emulator(url: str) -> None:
 
 
 def emulator_counts(url: str) -> dict[str, int]:
+    """Requests per route: the HTTP routes of the rest contract ("counts") and those of the webmessaging
+    source ("webMessagingCounts": deployment, ws-connect, configure-session, get-jwt, messages)."""
     response = urllib3.request("GET", f"{url}/__emulator/requests", timeout=30.0)
-    counts: dict[str, int] = json.loads(response.data)["counts"]
+    snapshot = json.loads(response.data)
+    counts: dict[str, int] = {**snapshot["counts"], **snapshot.get("webMessagingCounts", {})}
     return counts
 
 
@@ -493,9 +677,12 @@ def main(argv: list[str] | None = None) -> int:
         builds = build(work)
         measure_sizes(builds, work, results)
 
-        emulator_port, secrets_port = free_port(), free_port()
+        emulator_port, webmessaging_port, secrets_port = free_port(), free_port(), free_port()
         emulator_url, secrets_url = f"http://{HOST}:{emulator_port}", f"http://{HOST}:{secrets_port}"
-        emulator_command = [sys.executable, "-m", "devtools.genesys_emulator", "--port", str(emulator_port)]
+        emulator_command = [
+            *(sys.executable, "-m", "devtools.genesys_emulator", "--port", str(emulator_port)),
+            *("--webmessaging-port", str(webmessaging_port)),
+        ]
         moto_command = [str(VENV_BIN / "moto_server"), "-H", HOST, "-p", str(secrets_port)]
         with (
             started(emulator_command, emulator_port, "the Genesys emulator"),
@@ -504,7 +691,12 @@ def main(argv: list[str] | None = None) -> int:
             socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as xray_daemon,
         ):
             xray_daemon.bind((HOST, 0))
-            stand_ins = StandIns(emulator_url, secrets_url, f"{HOST}:{xray_daemon.getsockname()[1]}")
+            stand_ins = StandIns(
+                emulator_url,
+                f"ws://{HOST}:{webmessaging_port}",
+                secrets_url,
+                f"{HOST}:{xray_daemon.getsockname()[1]}",
+            )
             boto3.client(
                 "secretsmanager",
                 endpoint_url=secrets_url,
@@ -516,12 +708,15 @@ def main(argv: list[str] | None = None) -> int:
                 SecretString=json.dumps({"clientId": DEMO_CLIENT_ID, "clientSecret": DEMO_CLIENT_SECRET}),
             )
             events = {
-                "token": build_event(
-                    "POST",
-                    "/guest-tokens",
-                    headers={"Origin": ORIGIN, "Content-Type": "application/json"},
-                    body='{"duration": "short"}',
-                ),
+                **{
+                    f"token-{source}": build_event(
+                        "POST",
+                        "/guest-tokens",
+                        headers={"Origin": ORIGIN, "Content-Type": "application/json"},
+                        body=body,
+                    )
+                    for source, body in TOKEN_BODIES.items()
+                },
                 "preflight": build_event(
                     "OPTIONS",
                     "/guest-tokens",
@@ -535,24 +730,22 @@ def main(argv: list[str] | None = None) -> int:
             event_paths = {name: work / f"{name}-event.json" for name in events}
             for name, event in events.items():
                 event_paths[name].write_text(json.dumps(event))
-            event_path = event_paths["token"]
+            compiled = builds["make build (.pyc)"]
             print(f"Cold start ({args.cold_runs} runs per variant) ...", flush=True)
             samples = measure_cold_start(builds, stand_ins, event_paths, args.cold_runs, work)
             report_cold_start(samples, results)
             print(f"Cold start parts ({args.cold_runs} runs) ...", flush=True)
-            measure_cold_start_parts(builds["make build (.pyc)"], stand_ins, event_path, args.cold_runs, work, results)
-            warm_variants = (
-                ("tracing on (template default), X-Ray's default sampling", True, "default"),
-                ("tracing on, every request sampled", True, "all"),
-                ("tracing off", False, "default"),
-            )
-            for label, tracing, sampling in warm_variants:
-                print(f"Warm, {label} ({args.warm} invocations) ...", flush=True)
-                compiled = builds["make build (.pyc)"]
-                warm = measure_warm(
-                    compiled, stand_ins, event_path, args.warm, work, tracing=tracing, sampling=sampling
-                )
-                report_warm(warm, results, label, counts=label == warm_variants[0][0])
+            default_event = event_paths[f"token-{DEFAULT_SOURCE}"]
+            measure_cold_start_parts(compiled, stand_ins, default_event, args.cold_runs, work, results)
+            print(f"Importing websockets ({args.cold_runs} runs per build, with and without -X importtime) ...")
+            measure_websockets_import(builds, stand_ins, args.cold_runs, work, results)
+            warm: dict[Warm, dict[str, Any]] = {}
+            for variant in WARM_VARIANTS:
+                print(f"Warm, {variant.label} ({args.warm} invocations) ...", flush=True)
+                warm[variant] = measure_warm(compiled, stand_ins, event_paths, args.warm, work, variant)
+            report_per_token(warm, results)
+            for variant, result in warm.items():
+                report_warm(result, results, variant, counts=variant in {WARM_DEFAULT, WARM_REST})
         print("Throughput (wrk) ...", flush=True)
         measure_throughput(args.wrk_seconds, args.wrk_connections, args.wrk_rounds, results)
 

@@ -5,8 +5,11 @@ Usage: python -S bench/warm.py RESULT_JSON EVENT_JSON INVOCATIONS WARMUP [SAMPLI
 Invokes the handler INVOCATIONS times (the first one is the container's cold start) and, right after each,
 a bare Powertools APIGatewayRestResolver that only returns a constant, so both see the same machine load.
 The handler's own time is its wall time minus the upstream round trips it logged (the ``latencyMs`` of each
-``genesys_call`` line: the HTTP request to the emulator until its answer is read). Log lines go to memory
-instead of stdout so they can be read; the first WARMUP invocations are left out of the percentiles.
+``genesys_call`` line: the HTTP request to the emulator until its answer is read, or for the webmessaging
+source the whole guest session: WebSocket handshake, configureSession, getJwt and close). Each call's own
+latencies are kept too, and those of the first invocation (the container's first session, which imports the
+WebSocket library). Log lines go to memory instead of stdout so they can be read; the first WARMUP
+invocations are left out of the percentiles.
 
 SAMPLING is what the trace headers say, which matters only with tracing on: ``default`` follows X-Ray's
 default sampling rule (the first request in each second and 5 % of the others, decided by API Gateway),
@@ -64,6 +67,8 @@ def main() -> int:
     total: list[float] = []
     upstream: list[float] = []
     baseline: list[float] = []
+    calls: dict[str, list[float]] = {}
+    first_calls: dict[str, float] = {}
     statuses: Counter[int] = Counter()
     for index in range(invocations):
         second = int(time.time())
@@ -87,6 +92,10 @@ def main() -> int:
             entry = json.loads(line)
             if entry.get("event") == "genesys_call":
                 round_trips += entry["latencyMs"]
+                if index == 0:
+                    first_calls[entry["call"]] = first_calls.get(entry["call"], 0.0) + entry["latencyMs"]
+                elif index >= warmup:
+                    calls.setdefault(entry["call"], []).append(entry["latencyMs"])
         logs.seek(0)
         logs.truncate()
         if index >= warmup:
@@ -106,6 +115,8 @@ def main() -> int:
                 "total": percentiles(total),
                 "upstream": percentiles(upstream),
                 "bare": percentiles(baseline),
+                "calls": {call: {"count": len(values), **percentiles(values)} for call, values in calls.items()},
+                "firstCalls": first_calls,
             },
             file,
         )

@@ -22,7 +22,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from devtools.demo_site import DemoSite
-from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, GenesysEmulator
+from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_DEPLOYMENT_ID, GenesysEmulator
 from devtools.local_api import LocalApi
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     parser.add_argument("--genesys-port", type=int, default=int(os.environ.get("GENESYS_EMULATOR_PORT", "8100")))
+    parser.add_argument(
+        "--webmessaging-port", type=int, default=int(os.environ.get("GENESYS_WEBMESSAGING_PORT", "8180"))
+    )
     parser.add_argument("--secrets-port", type=int, default=int(os.environ.get("SECRETS_MANAGER_PORT", "5100")))
     parser.add_argument("--demo-port", type=int, default=int(os.environ.get("DEMO_PORT", "3080")))
     parser.add_argument(
@@ -45,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
-    emulator = GenesysEmulator(HOST, args.genesys_port).start()
+    emulator = GenesysEmulator(HOST, args.genesys_port, webmessaging_port=args.webmessaging_port).start()
     secrets_manager = ThreadedMotoServer(ip_address=HOST, port=args.secrets_port, verbose=False)
     secrets_manager.start()
     secrets_url = "http://{}:{}".format(*secrets_manager.get_host_and_port())
@@ -65,8 +68,12 @@ def main(argv: list[str] | None = None) -> int:
             "GENESYS_OAUTH_BASE_URL": emulator.base_url,
             "GENESYS_API_BASE_URL": emulator.base_url,
             "GENESYS_JWKS_URL": emulator.jwks_url,
+            "GENESYS_WEBMESSAGING_BASE_URL": emulator.webmessaging_url,
         }
     )
+    # The Web Messaging Guest API by default, as in AWS; GUEST_TOKEN_SOURCE=rest for the tutorial's contract.
+    os.environ.setdefault("GUEST_TOKEN_SOURCE", "webmessaging")
+    os.environ.setdefault("GENESYS_DEPLOYMENT_ID", DEMO_DEPLOYMENT_ID)
     boto3.client("secretsmanager", endpoint_url=secrets_url).create_secret(
         Name=SECRET_ID, SecretString=json.dumps({"clientId": DEMO_CLIENT_ID, "clientSecret": DEMO_CLIENT_SECRET})
     )
@@ -92,13 +99,16 @@ def main(argv: list[str] | None = None) -> int:
     demo.start()
     blocked_demo.start()
     print(f"Genesys emulator:       {emulator.base_url}", flush=True)
+    deployment = os.environ["GENESYS_DEPLOYMENT_ID"]
+    print(f"Genesys Web Messaging:  {emulator.webmessaging_url}  deployment {deployment}", flush=True)
+    print(f"Guest-token source:     {os.environ['GUEST_TOKEN_SOURCE']}", flush=True)
     print(f"Secrets Manager (moto): {secrets_url}  secret {SECRET_ID}", flush=True)
     print(f"Guest-token API:        {api.url}/guest-tokens", flush=True)
     print(f"Demo page:              {demo.demo_url}", flush=True)
     print(f"Demo, origin not allowed: {blocked_demo.demo_url}", flush=True)
     print(
         f"Try: curl -s -X POST {api.url}/guest-tokens -H 'Origin: http://localhost:{api_port}' "
-        "-H 'Content-Type: application/json' -d '{\"duration\": \"short\"}'",
+        "-H 'Content-Type: application/json' -d '{}'",
         flush=True,
     )
     try:

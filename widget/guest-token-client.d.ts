@@ -7,9 +7,20 @@ export type GuestTokenDuration = "short" | "standard" | "extended" | "max";
 export interface GuestToken {
   /** The Genesys Web Messaging guest JWT. Give it to the messenger; never log or store it. */
   readonly token: string;
-  /** The guest's UUID (the token's `sub`). */
+  /**
+   * The guest's UUID, sent back on the next request. With the service's `webmessaging` source it is the
+   * guest's Web Messaging session token, the key to the conversation: never log it. It changes when Genesys
+   * had ended the guest's session (then `newSession` is true).
+   */
   readonly guestId: string;
+  /** The token's scopes (the service's `rest` source); empty with `webmessaging`. */
   readonly scopes: readonly string[];
+  /** `webmessaging`: Genesys started a new session or conversation (no earlier messages to show). */
+  readonly newSession?: boolean;
+  /** `webmessaging`: the Messenger web deployment the session belongs to. */
+  readonly deploymentId?: string;
+  /** `webmessaging`: the Web Messaging Guest API URL to open with the session token. */
+  readonly webSocketUrl?: string;
   /** Seconds the token was valid for when it arrived. */
   readonly expiresIn: number;
   /** When the token expires, by this device's clock (arrival time + `expiresIn`). */
@@ -26,9 +37,9 @@ export interface GuestIdStorage {
 export interface GuestTokenClientOptions {
   /** The service's `POST /guest-tokens` URL (relative URLs resolve against the page). */
   endpoint: string | URL;
-  /** The service's default (`standard`) when absent. */
+  /** `rest` source only (`webmessaging` refuses it with 422): the service's default (`standard`) when absent. */
   duration?: GuestTokenDuration;
-  /** The service's default (`send` and `receive`) when absent. */
+  /** `rest` source only (`webmessaging` refuses it with 422): the service's default (`send` and `receive`). */
   scopes?: readonly string[];
   onToken?: (token: GuestToken) => void;
   onError?: (error: GuestTokenError) => void;

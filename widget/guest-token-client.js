@@ -231,10 +231,12 @@ async function readToken(response) {
     if (error.name === 'AbortError') throw error;
   }
   if (response.ok) {
-    const { token, guestId, scopes, expiresIn } = body ?? {};
-    if (typeof token === 'string' && typeof guestId === 'string' && Array.isArray(scopes) && expiresIn > 0) {
+    const { token, guestId, scopes, expiresIn, newSession, deploymentId, webSocketUrl } = body ?? {};
+    // scopes come with the rest source; newSession, deploymentId and webSocketUrl with webmessaging.
+    if (typeof token === 'string' && typeof guestId === 'string' && expiresIn > 0 && (scopes === undefined || Array.isArray(scopes))) {
       // expiresIn, not the server's expiresAt: a wrong clock on this device must not matter.
-      return { token, guestId, scopes, expiresIn, expiresAt: new Date(Date.now() + expiresIn * 1000) };
+      const expiresAt = new Date(Date.now() + expiresIn * 1000);
+      return { token, guestId, scopes: scopes ?? [], expiresIn, expiresAt, newSession, deploymentId, webSocketUrl };
     }
     throw new GuestTokenError('The token service answered without a token.', {
       status: response.status,

@@ -1,7 +1,11 @@
 """Fixtures for the tests in a real browser: `make run`'s servers on free loopback ports, and Debian's
 Chromium driven by Playwright (its own browser download does not work offline; the Makefile installs
-Chromium). Every test gets a fresh browser context (no storage) and, at its end, a check that no token
-reached the console or the page's storage."""
+Chromium). Every test gets a fresh browser context (no storage) and, at its end, a check that no token and
+no guest id reached the console or the page's storage (the guest id only under the client's key).
+
+`stack` serves the `rest` guest-token source (the tutorial's contract: duration, scopes, a token whose `sub`
+is the guest id); a test module that wants `make run`'s default (`webmessaging`) overrides `stack` with
+`local_stack(source=None)`."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +53,7 @@ class LocalStack:
     demo: str
     blocked_demo: str
     genesys: str
+    source: str  # the guest-token source run_local says it serves
     output: list[str]
 
     def genesys_control(self, method: str, action: str, body: dict[str, Any] | None = None) -> Any:
@@ -66,12 +72,29 @@ class LocalStack:
 
 @pytest.fixture(scope="package")
 def stack() -> Iterator[LocalStack]:
+    """`make run` with the `rest` source, which the tests in test_widget.py are about."""
+    with local_stack(source="rest") as started:
+        yield started
+
+
+@contextmanager
+def local_stack(source: str | None) -> Iterator[LocalStack]:
+    """`make run` (devtools.run_local) with every port free, the WebSocket one included, so that it never
+    collides with a `make run` already serving; ``source`` None leaves GUEST_TOKEN_SOURCE to its default."""
     command = [sys.executable, "-m", "devtools.run_local"]
-    for option in ("--port", "--genesys-port", "--secrets-port", "--demo-port", "--blocked-demo-port"):
+    for option in (
+        "--port",
+        "--genesys-port",
+        "--webmessaging-port",
+        "--secrets-port",
+        "--demo-port",
+        "--blocked-demo-port",
+    ):
         command += [option, "0"]
-    process = subprocess.Popen(
-        command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_clean_env()
-    )
+    env = _clean_env()
+    if source is not None:
+        env["GUEST_TOKEN_SOURCE"] = source
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     stdout = process.stdout
     assert stdout is not None
     output: list[str] = []
@@ -96,21 +119,26 @@ def stack() -> Iterator[LocalStack]:
             assert match, printed
             return match.group(1)
 
-        yield LocalStack(
+        started_stack = LocalStack(
             endpoint=url("Guest-token API"),
             demo=url("Demo page"),
             blocked_demo=url("Demo, origin not allowed"),
             genesys=url("Genesys emulator"),
+            source=url("Guest-token source"),
             output=output,
         )
+        assert started_stack.source == (source or "webmessaging"), printed
+        yield started_stack
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
 
 
 def _clean_env() -> dict[str, str]:
-    # run_local computes the allowlist from the ports it gets; a value from the environment would win.
-    return {name: value for name, value in os.environ.items() if name != "ALLOWED_ORIGINS"}
+    # run_local computes the allowlist from the ports it gets, and defaults the source and the deployment
+    # (the emulator's demo one); a value from the environment would win.
+    ignored = {"ALLOWED_ORIGINS", "GUEST_TOKEN_SOURCE", "GENESYS_DEPLOYMENT_ID"}
+    return {name: value for name, value in os.environ.items() if name not in ignored}
 
 
 @pytest.fixture(autouse=True)
@@ -186,20 +214,36 @@ class Widget:
             self._answers += 1
             self.tokens.append(response.json())
 
+    def guest_ids(self) -> set[str]:
+        """Every guest id the page sent or received (with `webmessaging`, each is a session token)."""
+        sent = {body["guestId"] for body in self.sent if isinstance(body, dict) and "guestId" in body}
+        return sent | {answer["guestId"] for answer in self.tokens}
+
     def assert_no_token_leaked(self) -> None:
-        """No token the page received is in the console or in its storage (local, session, cookies)."""
-        stored = self.page.evaluate(
+        """No token the page received is in the console or in its storage (local, session, cookies); nor is
+        any guest id, except the client's own entry in localStorage, which holds the id and nothing else."""
+        local, session, cookie = self.page.evaluate(
             """() => {
-                const read = (what) => { try { return JSON.stringify(what()); } catch { return 'blocked'; } };
-                return [() => ({...localStorage}), () => ({...sessionStorage}), () => document.cookie].map(read).join();
+                const read = (what) => { try { return what(); } catch { return 'blocked'; } };
+                return [() => ({...localStorage}), () => ({...sessionStorage}), () => document.cookie].map(read);
             }"""
-        ) + json.dumps(self.page.context.cookies())
+        )
+        guest_ids = self.guest_ids()
+        if isinstance(local, dict) and STORAGE_KEY in local:
+            assert local[STORAGE_KEY] in guest_ids, "the client stored something other than a guest id"
+            local = {name: value for name, value in local.items() if name != STORAGE_KEY}
+        stored = json.dumps([local, session, cookie, self.page.context.cookies()])
         written = "\n".join(self.console)
         for answer in self.tokens:
             assert answer["token"] not in written
             assert answer["token"] not in stored
             # Nor a piece of it, say a truncated console.log: the signature is what makes each token unique.
             assert answer["token"][-40:] not in written + stored
+        for guest_id in guest_ids:
+            assert guest_id not in written, "a guest id reached the console"
+            assert guest_id not in stored, "a guest id is stored outside the client's key"
+            # A UUID's last group (48 random bits) is enough to find it: no piece of it either.
+            assert guest_id[-12:] not in written + stored
 
 
 @pytest.fixture

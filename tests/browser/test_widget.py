@@ -1,6 +1,7 @@
 """The widget client in Debian's Chromium: the demo page `make run` serves, calling the real handler behind
-the local API, which calls the Genesys emulator. Faults are set on the emulator over its HTTP control
-routes; the browser sees only what a real one would."""
+the local API, which calls the Genesys emulator. The conftest's `stack` serves the `rest` guest-token source,
+whose contract these tests are about (test_webmessaging_demo.py has the default source). Faults are set on
+the emulator over its HTTP control routes; the browser sees only what a real one would."""
 
 from __future__ import annotations
 
@@ -37,13 +38,17 @@ def test_an_allowed_origin_gets_a_token_whose_claims_match_the_request(stack: Lo
     assert token_claims["exp"] - token_claims["iat"] == 3600
     assert re.fullmatch(r"(1:00:00|59:[0-5]\d)", widget.text("countdown"))
     assert widget.text("status") == "Token ready"
-    # The demo logs the guest id, so the console capture that the leak check relies on is known to work.
-    assert any(answer["guestId"] in line for line in widget.console)
+    # The demo says when a token is ready, so the console capture that the leak check relies on is known to
+    # work; the line holds neither the token nor the guest id (the check after each test covers every line).
+    [ready] = [line for line in widget.console if "guest-token demo: token ready" in line]
+    assert answer["token"] not in ready and answer["guestId"] not in ready
 
     widget.page.get_by_role("button", name="Refresh now").click()
     widget.wait_for_tokens(2)
     assert widget.tokens[1]["guestId"] == answer["guestId"]
-    assert widget.page.locator("#log li").first.inner_text().endswith("token refreshed: valid for 3600 s")
+    # expiresIn is the token's exp less the service's clock in whole seconds: when a second ticks between Genesys
+    # signing the token and the service answering, a 3600 s token arrives as 3599 s.
+    assert re.search(r"token refreshed: valid for (3600|3599) s$", widget.page.locator("#log li").first.inner_text())
     ARTIFACTS.mkdir(exist_ok=True)
     widget.page.screenshot(path=ARTIFACTS / "demo.png")
 
@@ -99,7 +104,8 @@ def test_a_short_lived_token_is_refreshed_before_it_expires(stack: LocalStack, w
     assert first["iat"] < calls[1]["time"] < first["exp"]
     assert second["sub"] == first["sub"]
     assert widget.text("token-count") == "2"
-    assert widget.page.locator("#log li").first.inner_text().endswith("token refreshed: valid for 7200 s")
+    # expiresIn in whole seconds, as in the first test: 7199 s when a second ticked on the way.
+    assert re.search(r"token refreshed: valid for (7200|7199) s$", widget.page.locator("#log li").first.inner_text())
 
 
 def test_a_429_with_retry_after_is_waited_out_then_a_token_arrives(stack: LocalStack, widget: Widget):

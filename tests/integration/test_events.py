@@ -26,8 +26,13 @@ def test_env_json_sets_only_variables_the_template_declares():
 
 
 @pytest.mark.parametrize("name", event_files())
-def test_event_answers_as_documented(name, invoke, env):
-    env.setenv("ALLOWED_ORIGINS", "https://www.example.com")
+def test_event_answers_as_documented(name, invoke, env, emulator):
+    # events/env.json's settings: the default webmessaging source, the emulator's demo deployment.
+    overrides = json.loads((EVENTS / "env.json").read_text())["GuestTokenFunction"]
+    env.setenv("ALLOWED_ORIGINS", overrides["ALLOWED_ORIGINS"])
+    env.setenv("GUEST_TOKEN_SOURCE", "webmessaging")
+    env.setenv("GENESYS_DEPLOYMENT_ID", overrides["GENESYS_DEPLOYMENT_ID"])
+    env.setenv("GENESYS_WEBMESSAGING_BASE_URL", emulator.webmessaging_url)
     event = json.loads((EVENTS / name).read_text())
     APIGatewayProxyEventModel.model_validate(event)  # the shape API Gateway sends
 

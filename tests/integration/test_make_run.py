@@ -13,7 +13,9 @@ from pathlib import Path
 
 import jwt
 import pytest
+import urllib3
 
+from devtools.genesys_emulator import DEMO_DEPLOYMENT_ID
 from devtools.net import free_port, listening
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,6 +52,8 @@ def test_make_run_serves_the_readme_curl_a_token_matching_the_request():
             str(genesys),
             "--secrets-port",
             str(secrets),
+            "--webmessaging-port",
+            "0",
             "--demo-port",
             "0",
             "--blocked-demo-port",
@@ -65,17 +69,26 @@ def test_make_run_serves_the_readme_curl_a_token_matching_the_request():
         command = readme_curl().replace(":3000", f":{api}")
         result = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=30, check=True)
         body = json.loads(result.stdout)
-        request = json.loads(shlex.split(command)[-1])
+        assert json.loads(shlex.split(command)[-1]) == {}  # the webmessaging source decides lifetime and rights
 
         jwks = jwt.PyJWKClient(f"http://127.0.0.1:{genesys}/.well-known/jwks.json")
         key = jwks.get_signing_key_from_jwt(body["token"]).key
-        claims = jwt.decode(body["token"], key, algorithms=["RS256"])
-        assert claims["sub"] == body["guestId"]
-        assert claims["scope"].split() == body["scopes"] == ["webmessaging:guest:send", "webmessaging:guest:receive"]
-        assert claims["exp"] - claims["iat"] == {"short": 3600}[request["duration"]]
+        claims = jwt.decode(body["token"], key, algorithms=["RS256"], audience=DEMO_DEPLOYMENT_ID)
+        assert claims["exp"] - 2 <= time.time() + body["expiresIn"] <= claims["exp"] + 2
+        assert body["newSession"] is True and body["deploymentId"] == DEMO_DEPLOYMENT_ID
+        assert body["webSocketUrl"].startswith("ws://127.0.0.1:")
+        # The JWT opens the guest's history through Genesys' guest REST call.
+        history = urllib3.request(
+            "GET",
+            f"http://127.0.0.1:{genesys}/api/v2/webmessaging/messages",
+            headers={"Authorization": f"Bearer {body['token']}"},
+            timeout=5,
+        )
+        assert history.status == 200, history.data
     finally:
         server.send_signal(signal.SIGTERM)
         output, _ = server.communicate(timeout=30)
     assert server.returncode == 0, output
     assert "demo-client-secret" not in output
     assert body["token"] not in output
+    assert body["guestId"] not in output  # the session token, the key to the guest's conversation

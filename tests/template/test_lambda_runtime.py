@@ -30,7 +30,7 @@ import urllib3
 from moto.server import ThreadedMotoServer
 from samtranslator.yaml_helper import yaml_parse
 
-from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, GenesysEmulator
+from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_DEPLOYMENT_ID, GenesysEmulator
 from devtools.net import free_port, listening
 from tests.documented_events import EVENTS, REPO, documented_answers, event_files
 from tests.template.cloudformation import evaluate
@@ -98,9 +98,10 @@ def local_secrets_manager() -> Iterator[str]:
 def function_variables(build_dir: Path, emulator: GenesysEmulator, local_secrets_manager: str) -> dict[str, str]:
     """The function's variables pointed at the loopback stand-ins, and the demo secret created."""
     variables = function_environment(build_dir)
-    # A container reaches the emulators as host.docker.internal:8100 and :5100; here they are on loopback.
+    # A container reaches the emulators as host.docker.internal:8100, :8180 and :5100; here they are on loopback.
     for container_url, loopback_url in (
         ("http://host.docker.internal:8100", emulator.base_url),
+        ("ws://host.docker.internal:8180", emulator.webmessaging_url),
         ("http://host.docker.internal:5100", local_secrets_manager),
     ):
         names = [name for name, value in variables.items() if value.startswith(container_url)]
@@ -204,7 +205,9 @@ def test_the_built_package_answers_each_event_as_documented(lambda_runtime, emul
     if status == 200:
         body = json.loads(result["body"])
         claims = jwt.decode(body["token"], options={"verify_signature": False})
-        assert claims["sub"] == body["guestId"] == json.loads(event["body"]).get("guestId", body["guestId"])
+        # The default source: a Web Messaging session of the configured deployment, for the guest asked for.
+        assert claims["aud"] == body["deploymentId"] == DEMO_DEPLOYMENT_ID
+        assert body["guestId"] == json.loads(event["body"]).get("guestId", body["guestId"])
         assert result["multiValueHeaders"]["Access-Control-Allow-Origin"] == [event["headers"]["Origin"]]
 
 
@@ -224,7 +227,7 @@ def test_with_a_jwks_url_the_signature_layer_checks_signatures(build_dir, tmp_pa
         jwks_calls = emulator.count("jwks")
         assert jwks_calls >= 1, "the signature was not checked against the JWKS"
 
-        emulator.add_fault("guest-token", bad_signature=True)
+        emulator.add_fault("get-jwt", bad_signature=True)
         result = invoke(runtime, event)
         assert result["statusCode"] == 502, runtime.function_log()
         assert json.loads(result["body"])["error"]["code"] == "upstream_error"
@@ -238,8 +241,6 @@ def test_a_jwks_url_without_the_signature_layer_is_a_configuration_error(build_d
     with running(build_dir, tmp_path, variables, LAYERS) as runtime:
         result = invoke(runtime, event)
         assert result["statusCode"] == 500, runtime.function_log()
-        # Settings errors name the variable at fault, as for every other setting.
-        assert (
-            "GENESYS_JWKS_URL is set but cryptography is not installed"
-            in json.loads(result["body"])["error"]["message"]
-        )
+        # Settings errors name the variable at fault in the log, never in the caller's answer.
+        assert "GENESYS_JWKS_URL is set but cryptography is not installed" in runtime.function_log()
+        assert "GENESYS_JWKS_URL" not in result["body"]

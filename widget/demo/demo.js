@@ -56,13 +56,14 @@ client.addEventListener('tokenready', ({ detail: token }) => {
   $('error').hidden = true;
   setStatus('ready', 'Token ready');
   $('guest-id').textContent = token.guestId;
-  $('scopes').textContent = token.scopes.join(', ');
+  $('scopes').textContent = token.scopes.length ? token.scopes.join(', ') : `session ${token.newSession ? 'new' : 'resumed'}`;
   $('expires-at').textContent = `(at ${token.expiresAt.toLocaleTimeString()})`;
   $('token-summary').textContent = `a JWT of ${token.token.length} characters`;
   $('token-count').textContent = String(received);
   log('token', `${received === 1 ? 'token issued' : 'token refreshed'}: valid for ${token.expiresIn} s`);
   countdown();
-  console.info('guest-token demo: token ready for guest', token.guestId);
+  // Never the guest id: with Web Messaging it is the session token, the key to the guest's conversation.
+  console.info('guest-token demo: token ready', received === 1 ? '(first)' : '(refreshed)');
 });
 
 client.addEventListener('tokenerror', ({ detail: error }) => {

@@ -51,7 +51,10 @@ def _documented(description: str, model: type[Any] = ErrorBody) -> OpenAPIRespon
         429: _documented("rate_limited: retry after the Retry-After header's seconds"),
         500: _documented("internal_error"),
         502: _documented("upstream_error: Genesys refused, or its token failed verification"),
-        503: _documented("upstream_unavailable: Genesys or Secrets Manager unavailable"),
+        503: _documented(
+            "upstream_unavailable: Genesys or Secrets Manager unavailable; deployment_unavailable: the web "
+            "deployment is not active"
+        ),
         504: _documented("upstream_timeout: the request ran out of time"),
     },
 )
