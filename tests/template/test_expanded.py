@@ -253,3 +253,23 @@ def test_the_outputs_name_the_endpoint_function_and_logs(stack):
     log_group = stack["Resources"]["GuestTokenFunctionLogGroup"]["Properties"]  # the API's access logs have their own
     assert log_group["LogGroupName"] == {"Fn::Sub": "/aws/lambda/${GuestTokenFunction}"}
     assert log_group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_the_webmessaging_source_is_the_default_and_cannot_deploy_without_a_deployment(stack):
+    parameters = stack["Parameters"]
+    assert parameters["GuestTokenSource"]["Default"] == "webmessaging"
+    assert set(parameters["GuestTokenSource"]["AllowedValues"]) == {"webmessaging", "rest"}
+    assert parameters["GenesysDeploymentId"]["Default"] == ""
+    pattern = re.compile(parameters["GenesysDeploymentId"]["AllowedPattern"])
+    assert pattern.fullmatch("5f3a2c1e-8b7d-4e6f-9a0b-1c2d3e4f5a6b") and pattern.fullmatch("")
+    assert not pattern.fullmatch("my-deployment")
+    # A CloudFormation rule refuses the stack (before any resource is made) when webmessaging has no deployment.
+    rule = stack["Rules"]["WebMessagingNeedsADeployment"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "GuestTokenSource"}, "webmessaging"]}
+    [assertion] = rule["Assertions"]
+    assert assertion["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "GenesysDeploymentId"}, ""]}]}
+    variables = only(stack, "AWS::Lambda::Function")["Environment"]["Variables"]
+    assert variables["GUEST_TOKEN_SOURCE"] == {"Ref": "GuestTokenSource"}
+    assert variables["GENESYS_DEPLOYMENT_ID"] == {"Ref": "GenesysDeploymentId"}
+    assert variables["GENESYS_WEBMESSAGING_BASE_URL"] == {"Ref": "GenesysWebMessagingBaseUrl"}
+    assert variables["DEPLOYMENT_CACHE_SECONDS"] == {"Ref": "DeploymentCacheSeconds"}

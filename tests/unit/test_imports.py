@@ -22,6 +22,7 @@ DEFERRED = (
     "aws_lambda_powertools.utilities.parser",
     "jwt",
     "cryptography",
+    "websockets",  # the Guest API's client, by genesys/guest_api.py when the first session is opened
 )
 
 

@@ -98,8 +98,10 @@ def _claims(settings: Settings, token: str, deadline: Deadline, *, required: lis
     try:
         if settings.jwks_url:
             _check_algorithm(jwt.get_unverified_header(token))
-            deadline.check("fetching the JWKS")
-            key: Any = _jwks_client(settings.jwks_url).get_signing_key_from_jwt(token).key
+            client = _jwks_client(settings.jwks_url)
+            # A key fetch (on a cache miss) must fit in the time left, like every other network call.
+            client.timeout = min(JWKS_TIMEOUT_SECONDS, deadline.check("fetching the JWKS"))
+            key: Any = client.get_signing_key_from_jwt(token).key
             claims: dict[str, Any] = jwt.decode(
                 token, key, algorithms=ALGORITHMS, options=options, leeway=CLOCK_LEEWAY_SECONDS
             )
