@@ -4,12 +4,15 @@ test_fault_matrix (one answer in the documented shape, within budget, bounded at
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
+import socket
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +20,8 @@ import jwt
 import pytest
 import urllib3
 from guest_token import genesys
+from guest_token.genesys import guest_api
+from guest_token.genesys.retries import Attempt
 from guest_token.observability import guest_ref
 
 from devtools.genesys_emulator import DEMO_CLIENT_SECRET, DEMO_DEPLOYMENT_ID, MESSAGES_PATH, GenesysEmulator
@@ -314,3 +319,87 @@ def test_webmessaging_fault_matrix(case, invoke, webmessaging, emulator, env, ca
 def test_the_webmessaging_matrix_covers_every_kind_of_answer() -> None:
     assert {case.status for case in CASES} >= {200, 403, 429, 502, 503, 504}
     assert len({case.id for case in CASES}) == len(CASES)
+
+
+# ---- a hostile Genesys (found by review) -----------------------------------------------------------------
+
+
+@pytest.fixture
+def hostile_http() -> Iterator[Callable[[bytes, bytes, float], str]]:
+    """A one-shot HTTP server on loopback: sends ``head``, then ``body`` one byte per ``pace`` seconds."""
+    servers: list[socket.socket] = []
+
+    def start(head: bytes, body: bytes, pace: float) -> str:
+        listener = socket.create_server(("127.0.0.1", 0))
+        servers.append(listener)
+
+        def serve() -> None:
+            with contextlib.suppress(OSError):
+                connection, _ = listener.accept()
+                with connection:
+                    connection.recv(65536)
+                    connection.sendall(head if pace else head + body)
+                    for index in range(len(body) if pace else 0):
+                        connection.sendall(body[index : index + 1])
+                        time.sleep(pace)
+
+        threading.Thread(target=serve, daemon=True).start()
+        return f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    yield start
+    for listener in servers:
+        listener.close()
+
+
+def test_a_deployment_answer_trickled_byte_by_byte_ends_within_the_budget(invoke, webmessaging, env, hostile_http):
+    body = json.dumps({"status": "Active", "allowAllDomains": True, "allowedDomains": []}).encode()
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    env.setenv("GENESYS_API_BASE_URL", hostile_http(head, body, 0.3))
+    started = time.monotonic()
+    answer = invoke({}, timeout_seconds=3)
+    assert time.monotonic() - started < 3
+    assert (answer.status, answer.error_code) == (504, "upstream_timeout")
+
+
+def test_a_deployment_answer_nested_too_deeply_is_an_upstream_error(invoke, webmessaging, env, hostile_http):
+    body = b"[" * 100_000 + b"]" * 100_000
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    env.setenv("GENESYS_API_BASE_URL", hostile_http(head, body, 0))
+    answer = invoke({})
+    assert (answer.status, answer.error_code) == (502, "upstream_error")
+
+
+def test_a_redirected_handshake_never_carries_the_session_token_elsewhere(
+    invoke, webmessaging, env, emulator, hostile_http
+):
+    target = f"{emulator.webmessaging_url}/v1?deploymentId={DEMO_DEPLOYMENT_ID}"
+    head = f"HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\n\r\n".encode()
+    env.setenv("GENESYS_WEBMESSAGING_BASE_URL", hostile_http(head, b"", 0).replace("http://", "ws://"))
+    answer = invoke({})
+    assert (answer.status, answer.error_code) == (502, "upstream_error")
+    assert emulator.count("configure-session") == 0
+
+
+def test_a_replacement_session_gets_only_the_time_that_is_left(invoke, webmessaging, emulator):
+    # The guest's session is gone (4007, answered late); the new session's handshake then never completes.
+    emulator.add_fault("ws-connect", delay=0)
+    emulator.add_fault("ws-connect", delay=30, times=None)
+    emulator.add_fault("configure-session", code=4007, delay=2)
+    started = time.monotonic()
+    answer = invoke({"guestId": str(uuid.uuid4())}, timeout_seconds=5)
+    assert time.monotonic() - started < 5
+    assert (answer.status, answer.error_code) == (504, "upstream_timeout")
+
+
+def test_genesys_echoing_the_session_token_in_an_error_never_logs_it():
+    token = str(uuid.uuid4())
+    mapped = guest_api._mapped(guest_api.GuestApiError(4000, f"Invalid token {token}"), Attempt(1, 5.0), token)
+    assert token not in str(mapped.log_detail)  # type: ignore[attr-defined]
+    assert "[session token]" in str(mapped.log_detail)  # type: ignore[attr-defined]
+
+
+def test_an_origin_that_is_not_ascii_is_refused_not_retried(invoke, webmessaging, env, emulator):
+    env.setenv("ALLOWED_ORIGINS", "*")
+    answer = invoke({}, origin="https://чат.рф")
+    assert (answer.status, answer.error_code) == (403, "origin_not_allowed")
+    assert emulator.count("ws-connect") == 0

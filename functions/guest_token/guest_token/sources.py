@@ -75,6 +75,9 @@ def _from_webmessaging(
 ) -> GuestTokenResponse:
     deployment_id = settings.deployment_id
     assert deployment_id is not None  # settings refuse the webmessaging source without one
+    if not (origin.isascii() and origin.isprintable()):
+        # Sent on as the socket's Origin header, which must be ASCII: a caller's mistake, not an outage.
+        raise OriginNotAllowed(log_detail="the Origin header is not printable ASCII")
     deployment = _deployment(settings, deployment_id, deadline)
     audit["genesysCorrelationId"] = deployment.correlation_id
     if deployment.status != ACTIVE:

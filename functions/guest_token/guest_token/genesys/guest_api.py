@@ -20,10 +20,11 @@ as a whole by ``open_timeout``, each receive by the time left.
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from .. import observability
 from ..budget import Deadline
@@ -117,7 +118,7 @@ def _session(  # noqa: PLR0917
     token, replaced = session_token, False
     try:
         for _ in range(2):  # a returning guest whose session is gone gets one new session
-            with _connect(url, origin, attempt) as socket:
+            with _connect(url, origin, attempt, deadline) as socket:
                 try:
                     new_session = _configure(socket, deployment_id, token, deadline)
                     jwt, exp = _get_jwt(socket, token, deadline)
@@ -137,7 +138,7 @@ def _session(  # noqa: PLR0917
             )
     except GuestApiError as exc:
         attempt.status = exc.code
-        raise _mapped(exc, attempt) from None
+        raise _mapped(exc, attempt, token) from None
     except TimeoutError:
         attempt.error = "TimeoutError"
         raise retries.Retryable(
@@ -157,17 +158,22 @@ def _session(  # noqa: PLR0917
     raise UpstreamError(log_detail="Genesys webmessaging said the new session is gone too")
 
 
-def _connect(url: str, origin: str, attempt: retries.Attempt) -> ClientConnection:
+def _connect(url: str, origin: str, attempt: retries.Attempt, deadline: Deadline) -> ClientConnection:
     from websockets.exceptions import InvalidHandshake, InvalidStatus  # noqa: PLC0415
     from websockets.sync.client import connect  # noqa: PLC0415
     from websockets.typing import Origin  # noqa: PLC0415
 
+    attempt.status = attempt.error = None  # facts of this connection, not of an earlier one in the attempt
+    open_timeout = min(OPEN_TIMEOUT_SECONDS, deadline.remaining())
+    if open_timeout <= 0:
+        attempt.error = "TimeoutError"
+        raise retries.Retryable(UpstreamTimeout(log_detail="no time left to open a Genesys webmessaging socket"))
     try:
         socket = connect(
             url,
             origin=Origin(origin),
-            # The whole opening handshake (TCP, TLS, upgrade) within this attempt's time.
-            open_timeout=min(OPEN_TIMEOUT_SECONDS, attempt.timeout),
+            # The whole opening handshake (TCP, TLS, upgrade) within the time left, whatever came before.
+            open_timeout=open_timeout,
             close_timeout=CLOSE_TIMEOUT_SECONDS,
             compression=None,  # a few small frames: deflate would cost more than it saves
             ping_interval=None,  # the socket lives for a few round trips, no keep-alive needed
@@ -193,6 +199,11 @@ def _connect(url: str, origin: str, attempt: retries.Attempt) -> ClientConnectio
     if socket.response is not None:
         attempt.status = socket.response.status_code
         attempt.correlation_id = socket.response.headers.get(rest.CORRELATION_HEADER)
+    # websockets follows handshake redirects, across hosts too; the session token goes only to the host
+    # configured (as the REST calls, which never follow redirects), so a redirected socket is closed unused.
+    if socket.request is None or socket.request.headers.get("Host") != urlsplit(url).netloc:
+        socket.close()
+        raise UpstreamError(log_detail="Genesys webmessaging redirected the WebSocket to another host")
     return socket
 
 
@@ -215,8 +226,9 @@ def _refused(status: int, retry_after: str | None, origin: str, attempt: retries
     return UpstreamError(log_detail=detail, genesys_correlation_id=correlation)
 
 
-def _mapped(error: GuestApiError, attempt: retries.Attempt) -> Exception:
-    detail = f"Genesys webmessaging answered {error}"
+def _mapped(error: GuestApiError, attempt: retries.Attempt, token: str) -> Exception:
+    # Genesys' message goes to the log: never with the session token in it, should Genesys echo it.
+    detail = f"Genesys webmessaging answered {error}".replace(token, "[session token]")
     correlation = attempt.correlation_id
     if error.code in (RATE_LIMITED, 429):
         return retries.Retryable(
@@ -275,7 +287,7 @@ def _request(socket: ClientConnection, message: dict[str, Any], expected: str, d
         raw = socket.recv(timeout=min(RECEIVE_TIMEOUT_SECONDS, left))
         try:
             answer = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise UpstreamError(log_detail="Genesys webmessaging sent a frame that is not JSON") from None
         if not isinstance(answer, dict) or answer.get("type") != "response":
             continue  # presence, echoes, structured messages: not ours
@@ -286,11 +298,11 @@ def _request(socket: ClientConnection, message: dict[str, Any], expected: str, d
             return body
         if kind == "TooManyRequestsErrorMessage" and isinstance(body, dict):
             retry_after = body.get("retryAfter")
-            raise GuestApiError(
-                RATE_LIMITED,
-                str(body.get("errorMessage", "")),
-                retry_after if isinstance(retry_after, int) and retry_after >= 0 else None,
-            )
+            wait = None
+            if isinstance(retry_after, int | float) and not isinstance(retry_after, bool) and retry_after >= 0:
+                # Capped before rounding: JSON admits Infinity, which math.ceil refuses.
+                wait = math.ceil(min(retry_after, rest.MAX_RETRY_AFTER_SECONDS))
+            raise GuestApiError(RATE_LIMITED, str(body.get("errorMessage", "")), wait)
         if isinstance(code, int) and not isinstance(code, bool) and code >= 400:
             raise GuestApiError(code, body if isinstance(body, str) else "")
         raise UpstreamError(log_detail=f"Genesys webmessaging answered {str(kind)[:50]!r} to {message['action']}")

@@ -38,6 +38,11 @@ CORRELATION_HEADER = "ININ-Correlation-Id"
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 DEPLOYMENTS_PATH = "/api/v2/webdeployments/deployments/"
 USER_AGENT = "genesys-guest-token-service/1"
+# Genesys' answers here are small JSON documents; anything larger is not one, and is not read on.
+MAX_ANSWER_BYTES = 1 << 20
+READ_CHUNK_BYTES = 64 * 1024
+# A wait passed on to the widget is at most this long, whatever Genesys asked (the widget's timer needs sense).
+MAX_RETRY_AFTER_SECONDS = 3600
 # Parses Retry-After (seconds or an HTTP date); the attempts themselves are run by retries.attempt.
 _RETRY_AFTER = Retry(respect_retry_after_header=True)
 
@@ -75,7 +80,7 @@ class Answer:
     def json(self) -> dict[str, Any]:
         try:
             document = json.loads(self.data)
-        except ValueError:
+        except (ValueError, RecursionError):
             return {}
         return document if isinstance(document, dict) else {}
 
@@ -191,7 +196,9 @@ def send(call: str, method: str, url: str, *, headers: dict[str, str], body: str
                 ),
                 retries=False,
                 redirect=False,
+                preload_content=False,
             )
+            data = _read_body(response, call, attempt, deadline)
         except HTTPError as exc:
             attempt.error = type(exc).__name__
             # urllib3 makes a refused connection a subclass of ConnectTimeoutError; it is not a timeout.
@@ -202,7 +209,7 @@ def send(call: str, method: str, url: str, *, headers: dict[str, str], body: str
             raise retries.Retryable(
                 UpstreamUnavailable(log_detail=f"Genesys {call} unreachable ({attempt.error})")
             ) from None
-        answer = _answer(response)
+        answer = _answer(response, data)
         attempt.status, attempt.correlation_id = answer.status, answer.correlation_id
         if answer.status in RETRYABLE_STATUSES:
             raise retries.Retryable(failure(call, answer), wait=answer.retry_after)
@@ -211,16 +218,38 @@ def send(call: str, method: str, url: str, *, headers: dict[str, str], body: str
     return retries.attempt(call, deadline, run)
 
 
-def _answer(response: urllib3.BaseHTTPResponse) -> Answer:
+def _read_body(response: urllib3.BaseHTTPResponse, call: str, attempt: retries.Attempt, deadline: Deadline) -> bytes:
+    """The body, read in chunks so that a Genesys trickling bytes cannot hold the attempt past the deadline
+    (each socket read is bounded by the read timeout, the whole by the time left), and at most MAX_ANSWER_BYTES."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        # read1: whatever has arrived, at most a chunk (read would wait until the chunk is full).
+        while chunk := response.read1(READ_CHUNK_BYTES):
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raise UpstreamError(log_detail=f"Genesys {call} answered more than {MAX_ANSWER_BYTES} bytes")
+            if deadline.remaining() <= 0:
+                attempt.error = "TimeoutError"
+                raise retries.Retryable(UpstreamTimeout(log_detail=f"Genesys {call} answered too slowly"))
+            chunks.append(chunk)
+    except BaseException:
+        response.close()  # a half-read answer cannot carry another request
+        raise
+    response.release_conn()
+    return b"".join(chunks)
+
+
+def _answer(response: urllib3.BaseHTTPResponse, data: bytes) -> Answer:
     try:
         retry_after = _RETRY_AFTER.get_retry_after(response)
     except InvalidHeader:
         retry_after = None
     return Answer(
         status=response.status,
-        data=response.data,
+        data=data,
         correlation_id=response.headers.get(CORRELATION_HEADER),
-        retry_after=math.ceil(retry_after) if retry_after is not None else None,
+        retry_after=min(math.ceil(retry_after), MAX_RETRY_AFTER_SECONDS) if retry_after is not None else None,
     )
 
 
