@@ -379,6 +379,27 @@ CASES = [
         setenv("SECRETS_MANAGER_ENDPOINT_URL", CLOSED_PORT_URL),
         logged=("token_failed", "Secrets Manager unreachable"),
     ),
+    # A Secrets Manager that accepts and never answers: the read ends before the deadline, however little
+    # time is left (the usual client with time to spare, the quick one-attempt client without).
+    Case(
+        "secrets-manager-silent",
+        503,
+        "upstream_unavailable",
+        0,
+        0,
+        silent("SECRETS_MANAGER_ENDPOINT_URL"),
+        logged=("token_failed", "Secrets Manager unreachable"),
+    ),
+    Case(
+        "secrets-manager-silent-little-time-left",
+        503,
+        "upstream_unavailable",
+        0,
+        0,
+        silent("SECRETS_MANAGER_ENDPOINT_URL"),
+        timeout=2.0,
+        logged=("token_failed", "Secrets Manager unreachable"),
+    ),
     Case(
         "secret-missing",
         500,

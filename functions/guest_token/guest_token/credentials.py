@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import observability
 from .budget import Deadline
-from .errors import ConfigurationError, UpstreamUnavailable
+from .errors import ConfigurationError, UpstreamTimeout, UpstreamUnavailable
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -30,6 +30,16 @@ _CONFIGURATION_ERROR_CODES = {
 }
 
 
+# botocore fixes a client's timeouts when it is made, so the deadline picks the client: the usual one (two
+# attempts of 1 s to connect and 1.5 s to read, with standard backoff: at most USUAL_WORST_CASE_SECONDS), or,
+# for a request with less time left, a quick one (one attempt of at most QUICK_WORST_CASE_SECONDS). With less
+# than that left the read is not started: every read of the secret ends before the request's deadline.
+USUAL = {"connect_timeout": 1.0, "read_timeout": 1.5, "retries": {"max_attempts": 2, "mode": "standard"}}
+USUAL_WORST_CASE_SECONDS = 2 * (1.0 + 1.5) + 1.0
+QUICK = {"connect_timeout": 0.4, "read_timeout": 0.6, "retries": {"total_max_attempts": 1, "mode": "standard"}}
+QUICK_WORST_CASE_SECONDS = 0.4 + 0.6
+
+
 @dataclass(frozen=True)
 class ClientCredentials:
     client_id: str
@@ -37,7 +47,7 @@ class ClientCredentials:
 
 
 @functools.cache
-def _provider(endpoint_url: str | None) -> SecretsProvider:
+def _provider(endpoint_url: str | None, *, quick: bool = False) -> SecretsProvider:
     # Imported and created on first use, not with the handler's module: boto3 and Powertools' parameter
     # providers are a third of the module's import time. The first token request pays it instead, and a
     # container answering only preflights or refused requests never does (see BENCHMARKS.md).
@@ -45,8 +55,7 @@ def _provider(endpoint_url: str | None) -> SecretsProvider:
     from aws_lambda_powertools.utilities.parameters import SecretsProvider  # noqa: PLC0415
     from botocore.config import Config  # noqa: PLC0415
 
-    # Short timeouts and one retry: a slow Secrets Manager must not eat the whole request budget.
-    config = Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 2, "mode": "standard"})
+    config = Config(**(QUICK if quick else USUAL))  # type: ignore[arg-type]
     observability.trace_aws_calls()
     client = boto3.client("secretsmanager", config=config, endpoint_url=endpoint_url)
     return SecretsProvider(boto3_client=client)
@@ -54,8 +63,12 @@ def _provider(endpoint_url: str | None) -> SecretsProvider:
 
 def get_credentials(settings: Settings, deadline: Deadline, *, force_refresh: bool = False) -> ClientCredentials:
     secret_id = settings.credentials_secret_id
-    deadline.check("reading the credentials secret")
-    provider = _provider(settings.secrets_manager_endpoint_url)
+    left = deadline.check("reading the credentials secret")
+    if left < QUICK_WORST_CASE_SECONDS:
+        raise UpstreamTimeout(log_detail=f"too little time left to read secret {secret_id}")
+    # Each provider caches the secret for CREDENTIALS_CACHE_SECONDS; the quick one serves only requests that
+    # are short of time (a short function timeout, or a re-read after a rotation late in a request).
+    provider = _provider(settings.secrets_manager_endpoint_url, quick=left < USUAL_WORST_CASE_SECONDS)
     # Loaded by _provider, so these cost nothing more here.
     from aws_lambda_powertools.utilities.parameters.exceptions import (  # noqa: PLC0415
         GetParameterError,
