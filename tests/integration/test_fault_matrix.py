@@ -536,6 +536,10 @@ def test_fault_matrix(
         assert document["error"]["requestId"]
     if case.retry_after is not None:
         assert int(answer.headers["Retry-After"]) in case.retry_after
+    elif answer.status in (503, 504):
+        # Wait at least as long as the service already spent trying (2 to 30 s): retries must not multiply.
+        assert int(answer.headers["Retry-After"]) in range(2, 31)
+        assert int(answer.headers["Retry-After"]) >= int(elapsed)
     else:
         assert "Retry-After" not in answer.headers
     if case.caller_mistake:

@@ -41,7 +41,7 @@ def test_openapi_json_is_what_the_routes_and_models_generate() -> None:
 def test_the_document_describes_the_contract() -> None:
     document = json.loads(openapi.OPENAPI_JSON.read_text())
     post = document["paths"]["/guest-tokens"]["post"]
-    assert set(post["responses"]) == {"200", "400", "403", "415", "422", "429", "500", "502", "503", "504"}
+    assert set(post["responses"]) == {"200", "400", "403", "413", "415", "422", "429", "500", "502", "503", "504"}
     body = document["components"]["schemas"]["GuestTokenBody"]
     assert set(body["properties"]) == {"guestId", "duration", "scopes"}
     assert body["additionalProperties"] is False

@@ -4,8 +4,10 @@ failures, where every deliberate skip sits next to its resource with a reason.""
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +111,15 @@ def test_waf_is_off_by_default_and_limits_each_ip_when_switched_on() -> None:
     arn = association["Properties"]["ResourceArn"]["Fn::Sub"]
     assert arn.endswith(f"/restapis/${{{api_name}}}/stages/${{{stage_name}}}")
     assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": [acl_name, "Arn"]}
+
+
+def test_prod_deploys_with_the_per_ip_rate_rule() -> None:
+    # Stage throttling is one bucket for every caller: without the WAF rule one script starves every widget.
+    config = tomllib.loads((REPO / "samconfig.toml").read_text())
+    overrides = dict(
+        item.split("=", 1) for item in shlex.split(config["prod"]["deploy"]["parameters"]["parameter_overrides"])
+    )
+    assert overrides["EnableWaf"] == "true"
+    stack = expand(overrides)
+    assert set(overrides) <= set(stack["Parameters"]), "prod overrides a parameter the template does not have"
+    assert stack["Parameters"]["EnableWaf"]["Default"] == "false"  # the default environment stays without it

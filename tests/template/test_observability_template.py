@@ -15,7 +15,7 @@ from tests.template.cloudformation import evaluate, expand
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()
-ALARMS = ("SuccessRateAlarm", "LatencyAlarm", "ServerErrorAlarm")
+ALARMS = ("SuccessRateAlarm", "LatencyAlarm", "ServerErrorAlarm", "RateLimitedAlarm")
 PSEUDO_PARAMETERS = {"AWS::Region", "AWS::StackName", "AWS::AccountId", "AWS::Partition", "AWS::URLSuffix"}
 # The AWS metrics the dashboard may show, with the dimension each is read by.
 AWS_METRICS = {
@@ -48,6 +48,24 @@ def expanded() -> dict[str, Any]:
 def documented_metrics() -> dict[str, list[list[str]]]:
     rows = re.findall(r"^\| `(\w+)` \| `[\w/]+` \| ((?:`\[[\w, ]*\]` ?)+) \|", README, re.MULTILINE)
     return {name: [group.split(", ") for group in re.findall(r"`\[([\w, ]*)\]`", sets)] for name, sets in rows}
+
+
+def substituted(value: Any) -> str:
+    """A string or Fn::Sub as the dashboard fixture renders it: each ${name} becomes <name>."""
+    text = value["Fn::Sub"] if isinstance(value, dict) else value
+    return re.sub(r"\$\{([\w:.]+)\}", r"<\1>", text)
+
+
+def filtered_metrics(resources: dict[str, Any]) -> dict[tuple[str, str], list[str]]:
+    """The metrics the template's metric filters record from logs (namespace, name): their dimension names."""
+    return {
+        (substituted(transformation["MetricNamespace"]), transformation["MetricName"]): sorted(
+            dimension["Key"] for dimension in transformation.get("Dimensions", [])
+        )
+        for resource in resources.values()
+        if resource["Type"] == "AWS::Logs::MetricFilter"
+        for transformation in resource["Properties"]["MetricTransformations"]
+    }
 
 
 def is_true(name: str, template: dict[str, Any], **parameters: str) -> bool:
@@ -85,10 +103,11 @@ def test_the_dashboard_body_is_json_and_its_widgets_fit_the_grid(dashboard):
         assert widget["x"] >= 0 and widget["x"] + widget["width"] <= 24
 
 
-def test_every_metric_on_the_dashboard_is_one_the_code_records(dashboard, function_env):
+def test_every_metric_on_the_dashboard_is_one_the_code_or_a_metric_filter_records(dashboard, function_env, resources):
     documented = documented_metrics()
+    from_logs = filtered_metrics(resources)
     namespace, service = function_env["POWERTOOLS_METRICS_NAMESPACE"], function_env["POWERTOOLS_SERVICE_NAME"]
-    shown = set()
+    shown, shown_from_logs = set(), set()
     for line in metric_lines(dashboard):
         if isinstance(line[0], dict):  # a metric math expression
             continue
@@ -99,6 +118,10 @@ def test_every_metric_on_the_dashboard_is_one_the_code_records(dashboard, functi
             names, keys = AWS_METRICS[source]
             assert name in names and tuple(dimensions) == keys, line
             continue
+        if (source, name) in from_logs:  # counted by a metric filter from a log group of this stack
+            assert sorted(dimensions) == from_logs[source, name], line
+            shown_from_logs.add((source, name))
+            continue
         assert source == namespace, line
         assert name in documented, f"{name} is not a metric the code records"
         assert sorted(dimensions) in [sorted(keys) for keys in documented[name]], line
@@ -106,8 +129,9 @@ def test_every_metric_on_the_dashboard_is_one_the_code_records(dashboard, functi
         if "function_name" in dimensions:
             assert dimensions["function_name"] == "<GuestTokenFunction>"  # what Lambda's context reports
         shown.add(name)
-    # Every metric the service records has a place on the dashboard.
+    # Every metric the service records, and every metric its metric filters count, has a place on the dashboard.
     assert shown == set(documented)
+    assert shown_from_logs == set(from_logs)
 
 
 def test_errors_by_code_search_the_failure_count_by_its_error_code(dashboard, function_env):
@@ -177,6 +201,33 @@ def test_the_server_error_alarm_counts_api_gateway_5xx_per_minute(resources, tem
     ]
     assert (properties["Statistic"], properties["Period"]) == ("Sum", 60)
     assert properties["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def test_the_rate_limited_alarm_counts_the_429_lines_of_the_stage_access_log(resources, template):
+    # A REST API has no throttling metric, and 4XXError mixes 429s with every caller's mistakes.
+    [metric_filter] = [resource for resource in resources.values() if resource["Type"] == "AWS::Logs::MetricFilter"]
+    access_log = resources["GuestTokenApi"]["Properties"]["AccessLogSetting"]
+    assert access_log["DestinationArn"] == {"Fn::GetAtt": ["GuestTokenApiAccessLogGroup", "Arn"]}
+    assert metric_filter["Properties"]["LogGroupName"] == {"Ref": "GuestTokenApiAccessLogGroup"}
+    # The filter matches a 429 line of the access log as its format writes it (status is a quoted string).
+    field, value = re.fullmatch(r'\{ \$\.(\w+) = "(\d+)" \}', metric_filter["Properties"]["FilterPattern"]).groups()
+    line_format = json.loads(access_log["Format"])
+    assert (field, value) == ("status", "429") and line_format[field] == "$context.status"
+    [transformation] = metric_filter["Properties"]["MetricTransformations"]
+    assert (transformation["MetricValue"], transformation["Unit"]) == ("1", "Count")
+    # One stack's count: the namespace names the stack (a metric filter cannot set a constant dimension).
+    assert "${AWS::StackName}" in transformation["MetricNamespace"]["Fn::Sub"]
+
+    properties = alarm(resources, "RateLimitedAlarm")
+    assert properties["Namespace"] == transformation["MetricNamespace"]
+    assert properties["MetricName"] == transformation["MetricName"]
+    assert "Dimensions" not in properties
+    assert (properties["Statistic"], properties["Period"], properties["EvaluationPeriods"]) == ("Sum", 60, 1)
+    assert properties["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert properties["Threshold"] == {"Ref": "RateLimitedAlarmThreshold"}
+    assert template["Parameters"]["RateLimitedAlarmThreshold"]["Default"] == 60
+    row = [line.strip() for line in README.splitlines() if line.strip().startswith("| `RateLimitedAlarm` |")]
+    assert row and "`RateLimitedAlarmThreshold` (`60`)" in row[0], "the README's alarms table misses it"
 
 
 @pytest.mark.parametrize("name", ALARMS)

@@ -49,4 +49,7 @@ def test_importing_the_handler_leaves_first_use_modules_unloaded(tmp_path, traci
     )
     assert result.returncode == 0, result.stderr
     # The X-Ray SDK itself is loaded exactly when tracing is on; everything else waits for a token request.
-    assert json.loads(result.stdout) == (["aws_xray_sdk"] if tracing else [])
+    # The probe's environment has no settings: the handler's one configuration_invalid line comes first.
+    *logged, printed = result.stdout.splitlines()
+    assert [json.loads(line)["event"] for line in logged] == ["configuration_invalid"]
+    assert json.loads(printed) == (["aws_xray_sdk"] if tracing else [])

@@ -10,6 +10,8 @@ import base64
 import binascii
 import contextlib
 import gc
+import math
+import re
 import time
 from typing import Annotated, Any
 
@@ -22,17 +24,34 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from . import observability, sources, token_events
 from .budget import Deadline
-from .errors import InvalidJson, MethodNotAllowed, NotFound, OriginNotAllowed, ServiceError, UnsupportedMediaType
+from .errors import (
+    ConfigurationError,
+    InvalidJson,
+    MethodNotAllowed,
+    NotFound,
+    OriginNotAllowed,
+    PayloadTooLarge,
+    ServiceError,
+    UnsupportedMediaType,
+)
 from .models import ErrorBody, GuestTokenBody, GuestTokenResponse, parse_guest_token_request
 from .observability import logger, metrics
-from .settings import Settings, get_settings
+from .settings import Settings, configuration_problem, get_settings
 
 GUEST_TOKENS_PATH = "/guest-tokens"
 ALLOWED_METHODS = "OPTIONS, POST"
 ALLOWED_HEADERS = "Content-Type"
 PREFLIGHT_MAX_AGE_SECONDS = 600
+# Every valid body is a few hundred bytes; JSON Schema (API Gateway's model) does not see whitespace, so the
+# function caps the body itself.
+MAX_BODY_BYTES = 16 * 1024
+# A 503 or 504 tells the widget to wait at least as long as the service already spent trying, within bounds,
+# so that retries do not multiply during a Genesys brownout.
+MIN_RETRY_AFTER_SECONDS, MAX_RETRY_AFTER_SECONDS = 2, 30
 
-app = APIGatewayRestResolver()
+# Behind a custom domain, API Gateway's path carries the base path mapping (/chat/guest-tokens): whatever
+# precedes the one resource is stripped, so routing does not depend on how the API is mounted.
+app = APIGatewayRestResolver(strip_prefixes=[re.compile(rf"^(/[^/]+)+(?={GUEST_TOKENS_PATH}$)")])
 
 
 def _documented(description: str, model: type[Any] = ErrorBody) -> OpenAPIResponse:
@@ -46,6 +65,7 @@ def _documented(description: str, model: type[Any] = ErrorBody) -> OpenAPIRespon
         200: _documented("The guest token", GuestTokenResponse),
         400: _documented("invalid_json: the body is not a JSON object"),
         403: _documented("origin_not_allowed: Origin is missing or not allowed"),
+        413: _documented("payload_too_large: a body over 16 KiB"),
         415: _documented("unsupported_media_type: a Content-Type other than application/json"),
         422: _documented("invalid_request: a field is invalid; details name it"),
         429: _documented("rate_limited: retry after the Retry-After header's seconds"),
@@ -64,7 +84,7 @@ def create_guest_token(
     body: Annotated[GuestTokenBody, Body()] = None,  # type: ignore[assignment]
 ) -> Response[Any]:
     # The audit fields grow as the request is understood; the error handler reports whatever is known.
-    audit: dict[str, Any] = {"origin": _origin()}
+    audit: dict[str, Any] = {"origin": observability.bounded(_origin())}
     app.context.update(started=time.perf_counter(), audit=audit)
     observability.audit(observability.REQUEST_RECEIVED, **audit)
     settings = get_settings()
@@ -141,7 +161,7 @@ def handle_service_error(error: ServiceError) -> Response[Any]:
 
 @app.not_found
 def handle_not_found(_: NotFoundError) -> Response[Any]:
-    if app.current_event.path == GUEST_TOKENS_PATH:
+    if app.current_event.path.endswith(GUEST_TOKENS_PATH):
         return _error_response(MethodNotAllowed(), {"Allow": ALLOWED_METHODS})
     return _error_response(NotFound())
 
@@ -154,6 +174,9 @@ def handle_unexpected(error: Exception) -> Response[Any]:
 
 def _error_response(error: ServiceError, extra_headers: dict[str, str] | None = None) -> Response[Any]:
     headers = {"Cache-Control": "no-store", **(extra_headers or {})}
+    if error.status in (503, 504) and error.retry_after is None and not isinstance(error, ConfigurationError):
+        spent = time.perf_counter() - app.context.get("started", time.perf_counter())
+        error.retry_after = min(MAX_RETRY_AFTER_SECONDS, max(MIN_RETRY_AFTER_SECONDS, math.ceil(spent)))
     if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)
         # Cross-origin scripts see only CORS-safelisted headers unless told; the widget must read this one.
@@ -189,7 +212,7 @@ def _origin() -> str | None:
 def _require_allowed_origin(settings: Settings) -> str:
     origin = _origin()
     if origin is None or not settings.origin_allowed(origin):
-        raise OriginNotAllowed(log_detail=f"origin {origin!r} is not in ALLOWED_ORIGINS")
+        raise OriginNotAllowed(log_detail=f"origin {observability.bounded(origin)!r} is not in ALLOWED_ORIGINS")
     return origin
 
 
@@ -211,7 +234,12 @@ def _cors_headers(settings: Settings, origin: str | None) -> dict[str, str]:
 
 def _body_text() -> str | None:
     event = app.current_event
-    if event.body is None or not event.is_base64_encoded:
+    if event.body is None:
+        return None
+    # Base64 takes 4 characters for 3 bytes: refuse by the encoded size before decoding anything.
+    if len(event.body) > (MAX_BODY_BYTES * 4 // 3 + 4 if event.is_base64_encoded else MAX_BODY_BYTES):
+        raise PayloadTooLarge(f"The request body must be at most {MAX_BODY_BYTES} bytes.")
+    if not event.is_base64_encoded:
         return event.body
     try:
         return base64.b64decode(event.body, validate=True).decode("utf-8")
@@ -230,6 +258,11 @@ def _latency_ms() -> float:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
 
+
+# A deployment whose settings cannot work says so once, at cold start, in one line; every token request then
+# answers 500 (the settings are read again on each, so a fixed variable takes effect without a new container).
+if (_problem := configuration_problem()) is not None:
+    logger.error(_problem, extra={"event": observability.CONFIGURATION_INVALID})
 
 # Everything loaded so far lives as long as the container. Frozen, the garbage collector stops scanning it:
 # the first request then makes no full collection, which scanned the whole import (about 40 ms), and later

@@ -43,6 +43,12 @@ class InvalidJson(ServiceError):
     default_message = "The request body must be a JSON object."
 
 
+class PayloadTooLarge(ServiceError):
+    status = 413
+    code = "payload_too_large"
+    default_message = "The request body is too large."
+
+
 class UnsupportedMediaType(ServiceError):
     status = 415
     code = "unsupported_media_type"

@@ -61,6 +61,7 @@ ACCESS_TOKEN_REJECTED = "oauth_token_rejected"
 CREDENTIALS_RELOADED = "oauth_credentials_reloaded"
 RETRY_ABANDONED = "genesys_retry_abandoned"
 GUEST_SESSION_REPLACED = "guest_session_replaced"
+CONFIGURATION_INVALID = "configuration_invalid"
 GUEST_CONVERSATION_RESTARTED = "guest_conversation_restarted"
 TOKEN_EVENT_PUBLISHED = "token_event_published"
 TOKEN_EVENT_FAILED = "token_event_failed"
@@ -81,6 +82,18 @@ OAUTH_TOKEN_FETCHED = "OAuthTokenFetched"
 TOKEN_EVENTS_PUBLISHED = "TokenEventsPublished"
 TOKEN_EVENTS_FAILED = "TokenEventsFailed"
 ERROR_CODE_DIMENSION = "errorCode"
+
+
+# The longest caller-controlled value (an Origin header, say) a log line carries: a caller must not choose how
+# much is logged.
+MAX_LOGGED_CHARS = 200
+
+
+def bounded(value: str | None) -> str | None:
+    """A caller-controlled value as it may be logged: at most MAX_LOGGED_CHARS, marked when cut."""
+    if value is None or len(value) <= MAX_LOGGED_CHARS:
+        return value
+    return f"{value[:MAX_LOGGED_CHARS]}…({len(value)} chars)"
 
 
 def guest_ref(guest_id: str) -> str:

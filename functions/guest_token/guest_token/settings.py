@@ -19,6 +19,13 @@ from aws_lambda_powertools.shared.functions import strtobool
 from .errors import ConfigurationError
 
 DEFAULT_REGION = "mypurecloud.com"
+# Genesys Cloud's regions (host domains), as template.yaml's GenesysRegion lists them.
+GENESYS_REGIONS = (
+    *("mypurecloud.com", "mypurecloud.ie", "mypurecloud.de", "mypurecloud.com.au", "mypurecloud.jp"),
+    *("usw2.pure.cloud", "cac1.pure.cloud", "euw2.pure.cloud", "aps1.pure.cloud", "apne2.pure.cloud"),
+    *("sae1.pure.cloud", "use2.us-gov-pure.cloud", "mec1.pure.cloud", "apne3.pure.cloud", "euc2.pure.cloud"),
+    *("mxc1.pure.cloud", "apse1.pure.cloud"),
+)
 DEFAULT_GUEST_TOKEN_PATH = "/api/v2/webmessaging/guests/generate-token"
 DEFAULT_ALLOWED_SCOPES = (
     "webmessaging:guest:send",
@@ -124,8 +131,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         raise ConfigurationError("GENESYS_CREDENTIALS_SECRET_ID is not set")
 
     region = environ.get("GENESYS_REGION", "").strip().lower() or DEFAULT_REGION
-    if not _REGION_PATTERN.match(region):
-        raise ConfigurationError(f"GENESYS_REGION must be a Genesys host domain like {DEFAULT_REGION}, got {region!r}")
+    if not _REGION_PATTERN.match(region) or region not in GENESYS_REGIONS:
+        raise ConfigurationError(
+            f"GENESYS_REGION must be one of Genesys' regions ({', '.join(GENESYS_REGIONS)}), got {region[:100]!r}"
+        )
 
     allowed_scopes = tuple(dict.fromkeys(_split(environ.get("ALLOWED_SCOPES", "")))) or DEFAULT_ALLOWED_SCOPES
     missing_defaults = [scope for scope in DEFAULT_REQUEST_SCOPES if scope not in allowed_scopes]
@@ -223,6 +232,15 @@ def tracing_enabled() -> bool:
         return _tracing(os.environ)
     except ConfigurationError:
         return False
+
+
+def configuration_problem() -> str | None:
+    """What is wrong with the environment, or None; nothing is cached (called once at cold start)."""
+    try:
+        load_settings(os.environ)
+    except ConfigurationError as error:
+        return error.log_detail
+    return None
 
 
 @functools.cache
