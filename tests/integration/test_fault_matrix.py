@@ -276,6 +276,37 @@ CASES = [
         fault("guest-token", expired=True),
         logged=("token_failed", "expired"),
     ),
+    # A token living longer than asked (30 days for "short") would make MaxTokenLifetimeSeconds a control on
+    # paper; one just past the 30 s clock leeway is refused too, one within it is not.
+    Case(
+        "token-lives-30-days-for-a-short-request",
+        502,
+        "upstream_error",
+        1,
+        1,
+        fault("guest-token", token_lifetime=30 * 86400),
+        body={"duration": "short"},
+        logged=("token_failed", "further away than any Genesys guest token lives"),
+    ),
+    Case(
+        "token-lives-longer-than-asked",
+        502,
+        "upstream_error",
+        1,
+        1,
+        fault("guest-token", token_lifetime=3600 + 60),
+        body={"duration": "short"},
+        logged=("token_failed", "lives longer than the 3600 s asked for"),
+    ),
+    Case(
+        "token-lives-as-long-as-asked-within-the-leeway",
+        200,
+        None,
+        1,
+        1,
+        fault("guest-token", token_lifetime=3600 + 10),
+        body={"duration": "short"},
+    ),
     Case(
         "token-sub-of-another-guest",
         502,
