@@ -1,5 +1,6 @@
 // The demo page: a stand-in chat widget that shows what the client hands it. Like a real widget it never
-// prints the token: only its length. Query parameters: endpoint, duration, scopes (comma-separated).
+// prints the token: only its length. Query parameters: endpoint; with the service's rest source also duration
+// and scopes (comma-separated), which the default webmessaging source refuses with 422.
 import { createGuestTokenClient } from '../guest-token-client.js';
 
 const params = new URLSearchParams(location.search);
@@ -56,7 +57,8 @@ client.addEventListener('tokenready', ({ detail: token }) => {
   $('error').hidden = true;
   setStatus('ready', 'Token ready');
   $('guest-id').textContent = token.guestId;
-  $('scopes').textContent = token.scopes.length ? token.scopes.join(', ') : `session ${token.newSession ? 'new' : 'resumed'}`;
+  $('scopes').textContent =
+    token.newSession === undefined ? token.scopes.join(', ') : `session ${token.newSession ? 'new' : 'resumed'}`;
   $('expires-at').textContent = `(at ${token.expiresAt.toLocaleTimeString()})`;
   $('token-summary').textContent = `a JWT of ${token.token.length} characters`;
   $('token-count').textContent = String(received);
