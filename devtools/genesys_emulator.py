@@ -37,6 +37,7 @@ import hashlib
 import ipaddress
 import json
 import secrets
+import select
 import signal
 import socket
 import socketserver
@@ -46,7 +47,7 @@ import time
 import traceback
 import uuid
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -83,6 +84,7 @@ __all__ = [
     "Fault",
     "GenesysEmulator",
     "RecordedRequest",
+    "SlowConnectProxy",
     "main",
 ]
 
@@ -178,6 +180,10 @@ class Fault:
     4029 answers the TooManyRequestsErrorMessage shape with ``retry_after`` seconds, default 1); otherwise
     the normal answer, for "get-jwt" with the token mutations and ``exp_mismatch`` (the answer's ``exp``
     is 600 s later than the JWT's).
+
+    ``token`` ("guest-token" and "get-jwt"): answer exactly this string as the token (the body's ``token``,
+    or the JwtResponse's ``jwt``, whose ``exp`` is then the string's ``exp`` claim when that is an integer,
+    else the usual one), for hostile tokens crafted by a test; see ``signing_key``.
     """
 
     status: int | None = None
@@ -197,6 +203,7 @@ class Fault:
     noise: bool = False
     refuse: bool = False
     exp_mismatch: bool = False
+    token: str | None = None
     times: int | None = 1
 
     def __post_init__(self) -> None:
@@ -220,13 +227,19 @@ class Fault:
         for flag in _FLAGS:
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"{flag} must be a boolean")
+        if self.token is not None and not isinstance(self.token, str):
+            raise TypeError(f"token must be a string, not {type(self.token).__name__}")
         if self.token_lifetime is not None and not _is_int(self.token_lifetime):
             raise ValueError(f"token_lifetime must be whole seconds, not {self.token_lifetime!r}")
         if self.code is not None and not (_is_int(self.code) and 4000 <= self.code <= 5999):
             raise ValueError(f"code must be a Guest API error code (4000..5999), not {self.code!r}")
-        outcomes = [name for name in ("drop", "silent", "body", "code") if getattr(self, name) not in (None, False)]
+        outcomes = [
+            name for name in ("drop", "silent", "body", "code", "token") if getattr(self, name) not in (None, False)
+        ]
         if len(outcomes) > 1:
             raise ValueError(f"{' and '.join(outcomes)} are alternatives; pick one")
+        if self.token is not None and self.status is not None:
+            raise ValueError("token and status are alternatives; pick one")
         if self.refuse and self.status is not None:
             raise ValueError("refuse and status are alternatives; pick one")
         if self.times is not None and not (_is_int(self.times) and self.times >= 1):
@@ -250,14 +263,16 @@ _ACTION_FIELDS: Final = frozenset({"code", "retry_after", "drop", "silent", "bod
 # Which fault fields mean something on each route; the original routes keep accepting every original field.
 _FIELDS_BY_ROUTE: Final = {
     ROUTE_OAUTH: _HTTP_FIELDS | {"sub", "scopes"} | _TOKEN_MUTATIONS,
-    ROUTE_GUEST_TOKEN: _HTTP_FIELDS | {"sub", "scopes"} | _TOKEN_MUTATIONS,
+    ROUTE_GUEST_TOKEN: _HTTP_FIELDS | {"sub", "scopes", "token"} | _TOKEN_MUTATIONS,
     ROUTE_JWKS: _HTTP_FIELDS | {"sub", "scopes"} | _TOKEN_MUTATIONS,
     ROUTE_DEPLOYMENT: _HTTP_FIELDS,
     ROUTE_MESSAGES: _HTTP_FIELDS,
     ROUTE_WS_CONNECT: frozenset({"status", "refuse", "delay"}),
     ROUTE_CONFIGURE_SESSION: _ACTION_FIELDS,
-    ROUTE_GET_JWT: _ACTION_FIELDS | _TOKEN_MUTATIONS | {"exp_mismatch"},
+    ROUTE_GET_JWT: _ACTION_FIELDS | _TOKEN_MUTATIONS | {"exp_mismatch", "token"},
 }
+# What an exact token replaces: it cannot also be minted with changes.
+_MINTING_FIELDS: Final = _TOKEN_MUTATIONS | {"sub", "scopes"}
 
 
 def _check_fault_for_route(route: str, fault: Fault) -> None:
@@ -269,6 +284,8 @@ def _check_fault_for_route(route: str, fault: Fault) -> None:
     unsupported = sorted(used - _FIELDS_BY_ROUTE[route])
     if unsupported:
         raise ValueError(f"{', '.join(unsupported)} cannot apply to route {route!r}")
+    if fault.token is not None and used & _MINTING_FIELDS:
+        raise ValueError(f"token is answered as it is; {', '.join(sorted(used & _MINTING_FIELDS))} cannot apply")
     if route in (ROUTE_CONFIGURE_SESSION, ROUTE_GET_JWT):
         if fault.body is not None and fault.body != "not-json":
             raise ValueError(f"body on route {route!r} can only be 'not-json'")
@@ -390,6 +407,19 @@ def _bearer_token(header: str | None) -> str | None:
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _exp_claim(token: str) -> int | None:
+    """The integer ``exp`` claim of a JWT-shaped string, read without any check; None when there is none."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, RecursionError):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    return exp if _is_int(exp) else None
 
 
 def _jwk_thumbprint(jwk: dict[str, Any]) -> str:
@@ -612,6 +642,11 @@ class GenesysEmulator:
     def public_jwks(self) -> dict[str, Any]:
         return {"keys": [dict(self._public_jwk)]}
 
+    @property
+    def signing_key(self) -> rsa.RSAPrivateKey:
+        """The private key behind ``kid`` and the JWKS, for tests that craft tokens (``Fault.token``)."""
+        return self._key
+
     # -- request handling (called from handler threads) ----------------------------------------------
 
     def _handle(
@@ -791,6 +826,10 @@ class GenesysEmulator:
         """A guest session JWT and the ``exp`` to report beside it (they differ only under exp_mismatch)."""
         fault = fault or Fault()
         now = int(time.time())
+        shift = 600 if fault.exp_mismatch else 0
+        if fault.token is not None:
+            exp = _exp_claim(fault.token)
+            return fault.token, (exp if exp is not None else now + self.jwt_lifetime) + shift
         if fault.expired:
             iat, exp = now - 7200, now - 3600
         else:
@@ -805,7 +844,7 @@ class GenesysEmulator:
             "jti": str(uuid.uuid4()),
             "deploymentId": deployment_id,
         }
-        return self._sign(claims, fault), exp + (600 if fault.exp_mismatch else 0)
+        return self._sign(claims, fault), exp + shift
 
     def _issue_access_token(self, headers: dict[str, str], body: bytes) -> _Response:
         credentials = _basic_credentials(headers.get("authorization"))
@@ -841,6 +880,8 @@ class GenesysEmulator:
         problem = _guest_token_request_problem(request)
         if problem:
             return _genesys_error(400, problem)
+        if fault.token is not None:
+            return _json(200, {"token": fault.token})
         jwt_token = self._mint_guest_token(
             request["guestId"], request["expirationDurationSeconds"], request["scopes"], fault
         )
@@ -1175,6 +1216,158 @@ class _Handler(BaseHTTPRequestHandler):
         if has_body and self.command != "HEAD":
             self.wfile.write(response.body)
         self.wfile.flush()
+
+
+class SlowConnectProxy:
+    """A loopback TCP proxy in front of one of the emulator's URLs whose connects can be made slow.
+
+    ``hold(seconds)`` fills the listening socket's accept queue and stops accepting for ``seconds``: a client
+    connecting meanwhile has its SYN dropped by the kernel and sends it again, as after a packet lost on the
+    way to Genesys. Linux sends it again 1 s later (then every second or with doubling gaps, depending on
+    the kernel), so a connect started during a hold of under 1 s completes after about 1 s. Accepted
+    connections pass bytes through unchanged, so faults queued on the emulator still apply::
+
+        with SlowConnectProxy(genesys.base_url) as proxy:
+            proxy.hold(0.5)
+            ...  # the client connects to proxy.url
+    """
+
+    def __init__(self, target_url: str) -> None:
+        target = urlsplit(target_url)
+        if target.hostname is None or target.port is None:
+            raise ValueError(f"target_url needs a host and a port, not {target_url!r}")
+        self._target = (target.hostname, target.port)
+        # A few connections nobody accepts fill the accept queue; a few, so that connects in quick
+        # succession outside a hold do not find it full before the proxy accepts the previous one.
+        self._listener = socket.create_server((_loopback_ip(target.hostname), 0), backlog=8)
+        self._listener.setblocking(False)
+        port = self._listener.getsockname()[1]
+        self.url = f"{target.scheme}://{target.netloc.rsplit(':', 1)[0]}:{port}"
+        self._lock = threading.Lock()
+        self._held_until = 0.0
+        self._plugged = threading.Event()
+        self._stopping = threading.Event()
+        self._plugs: list[socket.socket] = []
+        self._open: set[socket.socket] = set()
+        self._thread = threading.Thread(target=self._serve, name=f"slow-connect-proxy-{port}", daemon=True)
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self._unplug()
+        self._listener.close()
+        with self._lock:
+            connections = list(self._open)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def release(self) -> None:
+        """End a hold now."""
+        with self._lock:
+            self._held_until = 0.0
+
+    def hold(self, seconds: float) -> None:
+        """Drop the SYN of every connect for ``seconds`` from now (a hold under way is extended or cut short
+        to that); returns once the accept queue is full."""
+        if not (isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds > 0):
+            raise ValueError(f"seconds must be > 0, not {seconds!r}")
+        if not self._thread.is_alive():
+            raise RuntimeError("start the proxy first")
+        with self._lock:
+            self._plugged.clear()
+            self._held_until = time.monotonic() + seconds
+        if not self._plugged.wait(timeout=5):
+            raise RuntimeError("the accept queue could not be filled")
+
+    def _serve(self) -> None:
+        while not self._stopping.is_set():
+            with self._lock:
+                held = time.monotonic() < self._held_until
+            if held:
+                if not self._plugs:
+                    self._plug()
+                self._plugged.set()
+                self._stopping.wait(0.01)
+                continue
+            self._unplug()
+            ready, _, _ = select.select([self._listener], [], [], 0.05)
+            if ready:
+                self._accept()
+
+    def _plug(self) -> None:
+        # Connect until a connect stays pending: its SYN was dropped, so the queue is full.
+        for _ in range(32):
+            plug = socket.socket(self._listener.family, socket.SOCK_STREAM)
+            plug.setblocking(False)
+            plug.connect_ex(self._listener.getsockname()[:2])
+            self._plugs.append(plug)
+            _, connected, _ = select.select([], [plug], [], 0.05)
+            if not connected:
+                return
+        raise RuntimeError("the accept queue never filled (SYNs are dropped that way on Linux)")
+
+    def _unplug(self) -> None:
+        if not self._plugs:
+            return
+        ports = {plug.getsockname()[1] for plug in self._plugs}
+        for plug in self._plugs:
+            plug.close()
+        self._plugs = []
+        # The queue holds the plugs alone: a client's dropped SYN is only sent again a second later.
+        while self._accept(plug_ports=ports):
+            pass
+
+    def _accept(self, plug_ports: Collection[int] = ()) -> bool:
+        try:
+            client, address = self._listener.accept()
+        except OSError:  # nothing queued, or the client gave up
+            return False
+        if address[1] in plug_ports:
+            client.close()
+        else:
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+        return True
+
+    def _relay(self, client: socket.socket) -> None:
+        client.setblocking(True)
+        try:
+            upstream = socket.create_connection(self._target, timeout=5)
+        except OSError:
+            client.close()
+            return
+        upstream.settimeout(None)
+        with self._lock:
+            self._open.update((client, upstream))
+        other = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
+        other.start()
+        _pump(client, upstream)
+        other.join()
+        with self._lock:
+            self._open.difference_update((client, upstream))
+        client.close()
+        upstream.close()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_WR)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,13 +12,15 @@ container). Then per source:
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
+import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .budget import Deadline
-from .errors import TokenVerificationFailed, UpstreamUnavailable
+from .errors import TokenVerificationFailed, UpstreamTimeout, UpstreamUnavailable
 from .observability import logger
 from .settings import TOKEN_LIFETIME_CEILING_SECONDS, Settings
 
@@ -98,10 +100,7 @@ def _claims(settings: Settings, token: str, deadline: Deadline, *, required: lis
     try:
         if settings.jwks_url:
             _check_algorithm(jwt.get_unverified_header(token))
-            client = _jwks_client(settings.jwks_url)
-            # A key fetch (on a cache miss) must fit in the time left, like every other network call.
-            client.timeout = min(JWKS_TIMEOUT_SECONDS, deadline.check("fetching the JWKS"))
-            key: Any = client.get_signing_key_from_jwt(token).key
+            key: Any = _signing_key(_jwks_client(settings.jwks_url), token, deadline)
             claims: dict[str, Any] = jwt.decode(
                 token, key, algorithms=ALGORITHMS, options=options, leeway=CLOCK_LEEWAY_SECONDS
             )
@@ -117,7 +116,10 @@ def _claims(settings: Settings, token: str, deadline: Deadline, *, required: lis
             )
             _check_algorithm(decoded["header"])
             claims = decoded["payload"]
-    except jwt.PyJWKClientConnectionError:
+    except jwt.PyJWKClientConnectionError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, TimeoutError) or isinstance(getattr(cause, "reason", None), TimeoutError):
+            raise UpstreamTimeout(log_detail=f"the JWKS at {settings.jwks_url} did not answer in time") from None
         raise UpstreamUnavailable(log_detail=f"cannot fetch the JWKS from {settings.jwks_url}") from None
     except jwt.PyJWKClientError as exc:
         raise TokenVerificationFailed(log_detail=f"token signing key not usable: {exc}") from None
@@ -136,11 +138,42 @@ def _claims(settings: Settings, token: str, deadline: Deadline, *, required: lis
 
 
 def _expiry(claims: dict[str, Any]) -> int:
-    exp = claims["exp"]
-    # pyjwt accepts any number; a token for longer than Genesys ever issues one is not Genesys'.
-    if not isinstance(exp, int | float) or isinstance(exp, bool) or exp > time.time() + TOKEN_LIFETIME_CEILING_SECONDS:
+    exp, nbf = claims["exp"], claims.get("nbf")
+    now = time.time()
+    # pyjwt accepts any number, and numbers as text for nbf; the leeway is for a clock ahead of ours (nbf), not
+    # for handing out a token that has already expired.
+    if not _is_number(exp):
+        raise TokenVerificationFailed(log_detail="token exp is not a number")
+    if exp <= now:
+        raise TokenVerificationFailed(log_detail="token is already expired")
+    if exp > now + TOKEN_LIFETIME_CEILING_SECONDS:
         raise TokenVerificationFailed(log_detail="token exp is further away than any Genesys guest token lives")
+    if nbf is not None and not _is_number(nbf):
+        raise TokenVerificationFailed(log_detail="token nbf is not a number")
     return int(exp)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _signing_key(client: jwt.PyJWKClient, token: str, deadline: Deadline) -> Any:
+    """The token's signing key from the JWKS (cached by pyjwt; fetched on a miss or an unknown kid).
+
+    urllib's timeout bounds the connect and each read, not the fetch as a whole, so the fetch runs on a worker
+    and is waited for only as long as the request has left."""
+    left = deadline.check("fetching the JWKS")
+    client.timeout = min(JWKS_TIMEOUT_SECONDS, left)
+    future = _jwks_workers().submit(client.get_signing_key_from_jwt, token)
+    try:
+        return future.result(timeout=left).key
+    except concurrent.futures.TimeoutError:
+        raise UpstreamTimeout(log_detail="the JWKS did not answer in the time left") from None
+
+
+@functools.cache
+def _jwks_workers() -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="jwks")
 
 
 def _check_algorithm(header: dict[str, Any]) -> None:
