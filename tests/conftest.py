@@ -4,10 +4,14 @@ with API Gateway REST proxy events exactly as Lambda would."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
-from collections.abc import Iterator
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,3 +186,30 @@ def assert_no_secrets(answer: Answer) -> None:
     assert "Bearer " not in written and "Basic " not in written
     if answer.status == 200:
         assert answer.json["token"] not in written
+
+
+@pytest.fixture
+def hostile_http() -> Iterator[Callable[[bytes, bytes, float], str]]:
+    """A one-shot HTTP server on loopback: sends ``head``, then ``body`` one byte per ``pace`` seconds."""
+    servers: list[socket.socket] = []
+
+    def start(head: bytes, body: bytes, pace: float) -> str:
+        listener = socket.create_server(("127.0.0.1", 0))
+        servers.append(listener)
+
+        def serve() -> None:
+            with contextlib.suppress(OSError):
+                connection, _ = listener.accept()
+                with connection:
+                    connection.recv(65536)
+                    connection.sendall(head if pace else head + body)
+                    for index in range(len(body) if pace else 0):
+                        connection.sendall(body[index : index + 1])
+                        time.sleep(pace)
+
+        threading.Thread(target=serve, daemon=True).start()
+        return f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    yield start
+    for listener in servers:
+        listener.close()

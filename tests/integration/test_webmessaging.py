@@ -4,15 +4,12 @@ test_fault_matrix (one answer in the documented shape, within budget, bounded at
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
-import socket
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -324,33 +321,6 @@ def test_the_webmessaging_matrix_covers_every_kind_of_answer() -> None:
 
 
 # ---- a hostile Genesys (found by review) -----------------------------------------------------------------
-
-
-@pytest.fixture
-def hostile_http() -> Iterator[Callable[[bytes, bytes, float], str]]:
-    """A one-shot HTTP server on loopback: sends ``head``, then ``body`` one byte per ``pace`` seconds."""
-    servers: list[socket.socket] = []
-
-    def start(head: bytes, body: bytes, pace: float) -> str:
-        listener = socket.create_server(("127.0.0.1", 0))
-        servers.append(listener)
-
-        def serve() -> None:
-            with contextlib.suppress(OSError):
-                connection, _ = listener.accept()
-                with connection:
-                    connection.recv(65536)
-                    connection.sendall(head if pace else head + body)
-                    for index in range(len(body) if pace else 0):
-                        connection.sendall(body[index : index + 1])
-                        time.sleep(pace)
-
-        threading.Thread(target=serve, daemon=True).start()
-        return f"http://127.0.0.1:{listener.getsockname()[1]}"
-
-    yield start
-    for listener in servers:
-        listener.close()
 
 
 def test_a_deployment_answer_trickled_byte_by_byte_ends_within_the_budget(invoke, webmessaging, env, hostile_http):

@@ -111,6 +111,13 @@ def test_origins_are_exact_and_a_wildcard_allows_any():
         ({**BASE, "TOKEN_EVENTS_BUS_NAME": "arn:aws:sqs:us-east-1:123456789012:q"}, "TOKEN_EVENTS_BUS_NAME"),
         ({**BASE, "POWERTOOLS_TRACE_DISABLED": "sometimes"}, "POWERTOOLS_TRACE_DISABLED"),
         ({**BASE, "MAX_TOKEN_LIFETIME_SECONDS": "1"}, "MAX_TOKEN_LIFETIME_SECONDS"),
+        ({**BASE, "GENESYS_REGION": "example.com"}, "GENESYS_REGION"),
+        ({**BASE, "GENESYS_API_BASE_URL": "https://api.example.com:99999"}, "GENESYS_API_BASE_URL"),
+        ({**BASE, "GENESYS_OAUTH_BASE_URL": "https://."}, "GENESYS_OAUTH_BASE_URL"),
+        (
+            {**BASE, "GENESYS_WEBMESSAGING_BASE_URL": "wss://webmessaging.example.com:99999"},
+            "GENESYS_WEBMESSAGING_BASE_URL",
+        ),
         ({**BASE, "GUEST_TOKEN_SOURCE": "soap"}, "GUEST_TOKEN_SOURCE"),
         ({"GENESYS_CREDENTIALS_SECRET_ID": "s"}, "GENESYS_DEPLOYMENT_ID"),
         ({**BASE, "GENESYS_DEPLOYMENT_ID": "my-deployment"}, "GENESYS_DEPLOYMENT_ID"),
@@ -124,3 +131,9 @@ def test_bad_configuration_names_the_variable(environ, variable):
     with pytest.raises(ConfigurationError) as raised:
         load_settings(environ)
     assert variable in str(raised.value)
+
+
+@pytest.mark.parametrize(("raw", "seconds"), [("7200", 7200), ("7200.0", 7200), ("3600.5", 3600), (" 14400 ", 14400)])
+def test_numbers_as_cloudformation_passes_them_are_read(raw, seconds):
+    # A Number parameter admits decimals: what the template lets through must work.
+    assert load_settings({**BASE, "MAX_TOKEN_LIFETIME_SECONDS": raw}).max_token_lifetime_seconds == seconds

@@ -23,7 +23,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from . import observability, sources, token_events
-from .budget import Deadline
+from .budget import Deadline, DeadlineExceeded
 from .errors import (
     ConfigurationError,
     InvalidJson,
@@ -33,8 +33,9 @@ from .errors import (
     PayloadTooLarge,
     ServiceError,
     UnsupportedMediaType,
+    UpstreamTimeout,
 )
-from .models import ErrorBody, GuestTokenBody, GuestTokenResponse, parse_guest_token_request
+from .models import ErrorBody, GuestTokenBody, GuestTokenRequest, GuestTokenResponse, parse_guest_token_request
 from .observability import logger, metrics
 from .settings import Settings, configuration_problem, get_settings
 
@@ -51,7 +52,8 @@ MIN_RETRY_AFTER_SECONDS, MAX_RETRY_AFTER_SECONDS = 2, 30
 
 # Behind a custom domain, API Gateway's path carries the base path mapping (/chat/guest-tokens): whatever
 # precedes the one resource is stripped, so routing does not depend on how the API is mounted.
-app = APIGatewayRestResolver(strip_prefixes=[re.compile(rf"^(/[^/]+)+(?={GUEST_TOKENS_PATH}$)")])
+_MOUNTED = re.compile(rf"^.*?(?={GUEST_TOKENS_PATH}/?$)")
+app = APIGatewayRestResolver(strip_prefixes=[_MOUNTED])
 
 
 def _documented(description: str, model: type[Any] = ErrorBody) -> OpenAPIResponse:
@@ -102,7 +104,31 @@ def create_guest_token(
     logger.append_keys(guestRef=audit["guestRef"])
 
     deadline = Deadline.from_context(app.lambda_context)
-    result = sources.issue(settings, request, origin, deadline, audit)
+    try:
+        with deadline.enforced():
+            result = sources.issue(settings, request, origin, deadline, audit)
+            _publish(settings, deadline, request, result, origin=origin, audit=audit)
+    except DeadlineExceeded:
+        raise UpstreamTimeout(log_detail="the request's deadline passed during a network call") from None
+
+    observability.token_outcome(audit, status=200, expires_at=result.expiresAt, latency_ms=_latency_ms())
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=result.model_dump(exclude_none=True),
+        headers={"Cache-Control": "no-store", **_cors_headers(settings, origin)},
+    )
+
+
+def _publish(
+    settings: Settings,
+    deadline: Deadline,
+    request: GuestTokenRequest,
+    result: GuestTokenResponse,
+    *,
+    origin: str,
+    audit: dict[str, Any],
+) -> None:
     token_events.publish_token_issued(
         settings,
         deadline,
@@ -116,14 +142,6 @@ def create_guest_token(
         origin=origin,
         correlation_id=logger.get_correlation_id(),
         genesys_correlation_id=audit.get("genesysCorrelationId"),
-    )
-
-    observability.token_outcome(audit, status=200, expires_at=result.expiresAt, latency_ms=_latency_ms())
-    return Response(
-        status_code=200,
-        content_type=content_types.APPLICATION_JSON,
-        body=result.model_dump(exclude_none=True),
-        headers={"Cache-Control": "no-store", **_cors_headers(settings, origin)},
     )
 
 
@@ -161,7 +179,7 @@ def handle_service_error(error: ServiceError) -> Response[Any]:
 
 @app.not_found
 def handle_not_found(_: NotFoundError) -> Response[Any]:
-    if app.current_event.path.endswith(GUEST_TOKENS_PATH):
+    if re.search(rf"{GUEST_TOKENS_PATH}/?$", app.current_event.path):
         return _error_response(MethodNotAllowed(), {"Allow": ALLOWED_METHODS})
     return _error_response(NotFound())
 
@@ -221,7 +239,9 @@ def _require_json_content_type() -> None:
     # request without Content-Type as JSON; anything else would slip past the cap.
     content_type = app.current_event.headers.get("Content-Type")
     if content_type is not None and content_type.split(";")[0].strip().lower() != "application/json":
-        raise UnsupportedMediaType(log_detail=f"Content-Type {content_type[:100]!r} is not application/json")
+        raise UnsupportedMediaType(
+            log_detail=f"Content-Type {observability.bounded(content_type)!r} is not application/json"
+        )
 
 
 def _cors_headers(settings: Settings, origin: str | None) -> dict[str, str]:
@@ -236,14 +256,23 @@ def _body_text() -> str | None:
     event = app.current_event
     if event.body is None:
         return None
+    too_large = PayloadTooLarge(f"The request body must be at most {MAX_BODY_BYTES} bytes.")
     # Base64 takes 4 characters for 3 bytes: refuse by the encoded size before decoding anything.
     if len(event.body) > (MAX_BODY_BYTES * 4 // 3 + 4 if event.is_base64_encoded else MAX_BODY_BYTES):
-        raise PayloadTooLarge(f"The request body must be at most {MAX_BODY_BYTES} bytes.")
+        raise too_large
     if not event.is_base64_encoded:
+        if len(event.body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:  # characters of several bytes
+            raise too_large
         return event.body
     try:
-        return base64.b64decode(event.body, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+        data = base64.b64decode(event.body, validate=True)
+    except binascii.Error:
+        raise InvalidJson("The request body must be UTF-8 encoded JSON.") from None
+    if len(data) > MAX_BODY_BYTES:
+        raise too_large
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
         raise InvalidJson("The request body must be UTF-8 encoded JSON.") from None
 
 

@@ -1,13 +1,21 @@
 """The request's time budget, computed once from the Lambda context and passed down.
 
 Every wait and every socket timeout is bounded by it, so the function answers before Lambda kills it
-and before API Gateway gives up at 29 s.
+and before API Gateway gives up at 29 s. Socket timeouts bound each read, not a whole answer: a peer that
+trickles bytes (headers included, in libraries we do not drive byte by byte, such as botocore) would outlast
+them. So the network work of a request also runs under an alarm at the deadline (``enforced``), which
+interrupts whatever blocking call is still running then.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from types import FrameType
 from typing import Protocol
 
 from .errors import UpstreamTimeout
@@ -16,6 +24,15 @@ from .errors import UpstreamTimeout
 MARGIN_SECONDS = 0.3
 # API Gateway's REST integration timeout.
 API_GATEWAY_LIMIT_SECONDS = 29.0
+
+
+class DeadlineExceeded(BaseException):
+    """Raised by the deadline's alarm inside the blocking call that overran. A BaseException, so that no
+    library's ``except Exception`` (a retry loop, say) takes it for a failure to retry."""
+
+
+def _alarm(signum: int, frame: FrameType | None) -> None:
+    raise DeadlineExceeded
 
 
 class _Context(Protocol):
@@ -44,3 +61,18 @@ class Deadline:
         if left <= 0:
             raise UpstreamTimeout(log_detail=f"no time left for {what}")
         return left
+
+    @contextlib.contextmanager
+    def enforced(self) -> Iterator[None]:
+        """An alarm at the deadline for the block, on the main thread (where Lambda runs the handler; signals
+        cannot reach other threads, so a threaded local server relies on the socket timeouts alone)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.signal(signal.SIGALRM, _alarm)
+        signal.setitimer(signal.ITIMER_REAL, max(self.remaining(), 0.001))
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)

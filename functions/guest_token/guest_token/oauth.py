@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from . import credentials, observability
 from .budget import Deadline
 from .errors import AccessTokenRejected, InvalidClient
-from .genesys import rest
+from .genesys import rest, retries
 from .settings import Settings
 
 REFRESH_MARGIN_SECONDS = 60
@@ -43,7 +43,9 @@ def call_with_access_token[T](settings: Settings, deadline: Deadline, call: Call
     except AccessTokenRejected as rejected:
         observability.audit(observability.ACCESS_TOKEN_REJECTED, genesysCorrelationId=rejected.genesys_correlation_id)
         invalidate()
-        return call(get_access_token(settings, deadline))
+        access_token = get_access_token(settings, deadline)
+        with retries.single_attempt():  # the call's attempts were spent on the refused token
+            return call(access_token)
 
 
 def invalidate() -> None:

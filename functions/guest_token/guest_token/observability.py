@@ -91,9 +91,11 @@ MAX_LOGGED_CHARS = 200
 
 def bounded(value: str | None) -> str | None:
     """A caller-controlled value as it may be logged: at most MAX_LOGGED_CHARS, marked when cut."""
-    if value is None or len(value) <= MAX_LOGGED_CHARS:
-        return value
-    return f"{value[:MAX_LOGGED_CHARS]}…({len(value)} chars)"
+    if value is None:
+        return None
+    # Printable ASCII only: escaping (repr, JSON) would otherwise make one character up to ten.
+    shown = "".join(char if char.isascii() and char.isprintable() else "?" for char in value[:MAX_LOGGED_CHARS])
+    return shown if len(value) <= MAX_LOGGED_CHARS else f"{shown}...({len(value)} chars)"
 
 
 def guest_ref(guest_id: str) -> str:

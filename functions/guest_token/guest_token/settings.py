@@ -50,6 +50,8 @@ _DEPLOYMENT_ID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{
 
 # A Genesys region is a host domain: "mypurecloud.com", "usw2.pure.cloud", "use2.us-gov-pure.cloud".
 _REGION_PATTERN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+# A DNS host name: labels of letters, digits and hyphens (not at either end), dot-separated.
+_HOST_PATTERN = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
 # Plain http is only acceptable to things on this machine (the emulator, `sam local` reaching the host).
 _INSECURE_HOSTS_ALLOWED = {"localhost", "host.docker.internal"}
 # An EventBridge bus name, or its ARN (PutEvents takes either).
@@ -97,22 +99,35 @@ def _int(environ: Mapping[str, str], name: str, default: int, low: int, high: in
     if not raw:
         return default
     try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+        # CloudFormation's Number parameters admit decimals ("7200.0"); the fraction of a second is dropped.
+        value = int(raw) if raw.lstrip("-").isdigit() else int(float(raw))
+    except (ValueError, OverflowError):
+        raise ConfigurationError(f"{name} must be a number of seconds, got {raw[:50]!r}") from None
     if not low <= value <= high:
         raise ConfigurationError(f"{name} must be between {low} and {high}, got {value}")
     return value
 
 
 def _base_url(name: str, value: str, *, secure: str = "https", plain: str = "http") -> str:
-    parts = urlsplit(value)
-    host = parts.hostname or ""
-    if parts.scheme not in (secure, plain) or not host or parts.query or parts.fragment:
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 (raises ValueError for a port out of range)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a {secure} URL with a valid host and port, got {value!r}") from None
+    if parts.scheme not in (secure, plain) or not _valid_host(host) or parts.query or parts.fragment:
         raise ConfigurationError(f"{name} must be a {secure} URL with a host, got {value!r}")
     if parts.scheme == plain and not _is_local_host(host):
         raise ConfigurationError(f"{name} must use {secure} (plain {plain} only for local hosts), got {value!r}")
     return value.rstrip("/")
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return bool(_HOST_PATTERN.fullmatch(host))
+    return True
 
 
 def _is_local_host(host: str) -> bool:

@@ -12,7 +12,7 @@ import json
 from typing import TYPE_CHECKING
 
 from . import observability
-from .budget import Deadline
+from .budget import Deadline, DeadlineExceeded
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -90,6 +90,10 @@ def publish_token_issued(
 
     try:
         answer = _client().put_events(Entries=[entry])
+    except DeadlineExceeded:
+        # Best effort: the token was issued; an event that did not fit in the time left is not worth the token.
+        observability.token_event_failed(f"PutEvents on {bus}: out of time")
+        return
     except ClientError as exc:
         observability.token_event_failed(f"PutEvents on {bus}: {exc.response.get('Error', {}).get('Code', '')}")
         return

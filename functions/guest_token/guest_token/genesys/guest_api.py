@@ -216,7 +216,9 @@ def _refused(status: int, retry_after: str | None, origin: str, attempt: retries
             genesys_correlation_id=correlation,
         )
     if status == 429:
-        wait = int(retry_after) if retry_after and retry_after.isdigit() else None
+        # Seconds only (Genesys' form), capped: any other value counts as absent.
+        seconds = retry_after.strip() if retry_after else ""
+        wait = min(int(seconds), rest.MAX_RETRY_AFTER_SECONDS) if seconds.isdigit() and len(seconds) <= 9 else None
         return retries.Retryable(
             RateLimited(retry_after=max(1, wait or 1), log_detail=detail, genesys_correlation_id=correlation),
             wait=wait,

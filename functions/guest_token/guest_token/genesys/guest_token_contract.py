@@ -42,7 +42,7 @@ def generate_guest_token(
     )
     rest.check_access_token_accepted("guest-token", answer)
     if answer.status != 200:
-        raise rest.failure("guest-token", answer)
+        raise rest.failure("guest-token", answer, redact=guest_id)
     token = answer.json().get("token")
     if not isinstance(token, str) or not token:
         raise UpstreamError(

@@ -41,6 +41,8 @@ USER_AGENT = "genesys-guest-token-service/1"
 # Genesys' answers here are small JSON documents; anything larger is not one, and is not read on.
 MAX_ANSWER_BYTES = 1 << 20
 READ_CHUNK_BYTES = 64 * 1024
+# Genesys lets an OAuth client choose 5 minutes to 48 hours; an answer outside any sense is not Genesys'.
+MAX_ACCESS_TOKEN_SECONDS = 7 * 86400
 # A wait passed on to the widget is at most this long, whatever Genesys asked (the widget's timer needs sense).
 MAX_RETRY_AFTER_SECONDS = 3600
 # Parses Retry-After (seconds or an HTTP date); the attempts themselves are run by retries.attempt.
@@ -101,7 +103,9 @@ def request_access_token(settings: Settings, credentials: ClientCredentials, dea
     if answer.status == 200:
         value, expires_in = data.get("access_token"), data.get("expires_in")
         # Genesys lets each OAuth client set its token lifetime (5 min to 48 h): read it, never assume it.
-        if not (isinstance(value, str) and value and _is_int(expires_in) and expires_in > 0):
+        if not (
+            isinstance(value, str) and value and _is_int(expires_in) and 0 < expires_in <= MAX_ACCESS_TOKEN_SECONDS
+        ):
             raise UpstreamError(
                 log_detail="Genesys OAuth answered 200 without access_token and a positive integer expires_in",
                 genesys_correlation_id=answer.correlation_id,
@@ -163,12 +167,15 @@ def check_access_token_accepted(call: str, answer: Answer) -> None:
         )
 
 
-def failure(call: str, answer: Answer) -> ServiceError:
-    """The service's error for a Genesys error answer; its code and message go to the log only."""
+def failure(call: str, answer: Answer, *, redact: str | None = None) -> ServiceError:
+    """The service's error for a Genesys error answer; its code and message go to the log only, never with
+    ``redact`` (the guest's id) in them, should Genesys echo it."""
     data = answer.json()
     detail = f"Genesys {call} answered {answer.status} {data.get('code') or data.get('error') or ''}".rstrip()
     if isinstance(data.get("message"), str):
         detail += f": {data['message'][:300]}"
+    if redact:
+        detail = detail.replace(redact, "[guest id]")
     if answer.status == 429:
         return RateLimited(
             retry_after=max(1, answer.retry_after or 1), log_detail=detail, genesys_correlation_id=answer.correlation_id
@@ -243,13 +250,13 @@ def _read_body(response: urllib3.BaseHTTPResponse, call: str, attempt: retries.A
 def _answer(response: urllib3.BaseHTTPResponse, data: bytes) -> Answer:
     try:
         retry_after = _RETRY_AFTER.get_retry_after(response)
-    except InvalidHeader:
+    except (InvalidHeader, ValueError, OverflowError):  # a header no Genesys sends: as if absent
         retry_after = None
     return Answer(
         status=response.status,
         data=data,
         correlation_id=response.headers.get(CORRELATION_HEADER),
-        retry_after=min(math.ceil(retry_after), MAX_RETRY_AFTER_SECONDS) if retry_after is not None else None,
+        retry_after=math.ceil(min(retry_after, MAX_RETRY_AFTER_SECONDS)) if retry_after is not None else None,
     )
 
 

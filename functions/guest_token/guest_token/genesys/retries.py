@@ -8,8 +8,10 @@ attempt is logged and measured once, here, with whatever it recorded on its ``At
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from urllib3.util import Retry
@@ -41,10 +43,26 @@ class Attempt:
     correlation_id: str | None = None
 
 
+# Attempts a call may make in the current context: MAX_ATTEMPTS, or 1 for a replay (see single_attempt).
+_allowed = contextvars.ContextVar("genesys_attempts", default=MAX_ATTEMPTS)
+
+
+@contextlib.contextmanager
+def single_attempt() -> Iterator[None]:
+    """Calls made in the block get one attempt: a replay (after Genesys refused the access token) must not
+    multiply the calls a request makes."""
+    token = _allowed.set(1)
+    try:
+        yield
+    finally:
+        _allowed.reset(token)
+
+
 def attempt[T](call: str, deadline: Deadline, run: Callable[[Attempt], T]) -> T:
     backoff = _BACKOFF
     failure: Retryable | None = None
-    for number in range(1, MAX_ATTEMPTS + 1):
+    allowed = _allowed.get()
+    for number in range(1, allowed + 1):
         current = Attempt(number=number, timeout=deadline.check(f"Genesys {call}"))
         started = time.perf_counter()
         with observability.upstream_segment(call):
@@ -61,7 +79,7 @@ def attempt[T](call: str, deadline: Deadline, run: Callable[[Attempt], T]) -> T:
                     latencyMs=round((time.perf_counter() - started) * 1000, 2),
                     genesysCorrelationId=current.correlation_id,
                 )
-        if number == MAX_ATTEMPTS:
+        if number == allowed:
             break
         backoff = backoff.increment()
         wait = failure.wait if failure.wait is not None else backoff.get_backoff_time()

@@ -1,0 +1,124 @@
+"""Peers that trickle, overflow or echo: each request still ends within its budget in the documented shape,
+and nothing the caller must keep secret reaches the logs (issue 15's review, second round)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+from guest_token import settings, token_events
+from guest_token.genesys import guest_api, retries
+
+TRICKLED_HEADERS = b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 200  # and they never end
+PACE = 0.2
+
+
+def within(budget: float, started: float) -> None:
+    assert time.monotonic() - started < budget, f"{time.monotonic() - started:.2f} s under a {budget} s timeout"
+
+
+@pytest.mark.parametrize("variable", ["GENESYS_OAUTH_BASE_URL", "GENESYS_API_BASE_URL", "SECRETS_MANAGER_ENDPOINT_URL"])
+def test_headers_trickled_forever_end_at_the_deadline(invoke: Any, env: Any, hostile_http: Any, variable: str) -> None:
+    env.setenv(variable, hostile_http(b"", TRICKLED_HEADERS, PACE))
+    started = time.monotonic()
+    answer = invoke({}, timeout_seconds=3)
+    within(3, started)
+    assert (answer.status, answer.error_code) == (504, "upstream_timeout")
+    assert answer.events("token_failed")
+
+
+def test_a_trickling_event_bus_costs_the_event_not_the_token(
+    invoke: Any, env: Any, event_bus: str, hostile_http: Any
+) -> None:
+    env.setenv("TOKEN_EVENTS_BUS_NAME", event_bus)
+    invoke({})  # warm: the secret and the access token are cached, so the publish is what is slow
+    env.setenv("AWS_ENDPOINT_URL_EVENTBRIDGE", hostile_http(b"", TRICKLED_HEADERS, PACE))
+    token_events.reset()  # a client for the new endpoint
+    started = time.monotonic()
+    answer = invoke({}, timeout_seconds=3)
+    within(3, started)
+    assert answer.status == 200
+    assert "out of time" in answer.events("token_event_failed")[0]["reason"]
+
+
+@pytest.mark.parametrize("retry_after", ["9" * 5000, "Fri, 31 Dec 99999 23:59:59 GMT"])
+def test_a_retry_after_no_genesys_sends_is_taken_as_absent(invoke: Any, emulator: Any, retry_after: str) -> None:
+    emulator.add_fault("guest-token", status=503, retry_after=retry_after, times=None)
+    answer = invoke({})
+    assert (answer.status, answer.error_code) == (503, "upstream_unavailable")
+    assert int(answer.headers["Retry-After"]) in range(2, 31)
+
+
+def test_an_access_token_living_beyond_reason_is_an_upstream_error(invoke: Any, env: Any, hostile_http: Any) -> None:
+    body = json.dumps({"access_token": "x" * 20, "expires_in": 10**400}).encode()
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    env.setenv("GENESYS_OAUTH_BASE_URL", hostile_http(head, body, 0))
+    answer = invoke({})
+    assert (answer.status, answer.error_code) == (502, "upstream_error")
+
+
+def test_a_guest_id_genesys_echoes_in_an_error_is_not_logged(
+    invoke: Any, env: Any, hostile_http: Any, emulator: Any
+) -> None:
+    guest = str(uuid.uuid4())
+    invoke({})  # warm: the access token is cached, so only the guest-token call meets the echoing server
+    body = json.dumps({"code": "bad.request", "message": f"guestId {guest} is not allowed", "status": 400}).encode()
+    head = b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    env.setenv("GENESYS_API_BASE_URL", hostile_http(head, body, 0))
+    settings.reset()  # a new deployment's settings; the access token stays cached
+    answer = invoke({"guestId": guest})
+    assert (answer.status, answer.error_code) == (502, "upstream_error")
+    assert guest not in json.dumps(answer.logs)
+    assert "[guest id]" in answer.events("token_failed")[0]["detail"]
+
+
+def test_a_refused_access_token_replays_the_call_once_not_three_times(invoke: Any, emulator: Any) -> None:
+    invoke({})
+    emulator.reset()
+    for fault in ({"status": 503}, {"status": 503}, {"status": 401}, {"status": 503, "times": None}):
+        emulator.add_fault("guest-token", **fault)
+    answer = invoke({})
+    assert (answer.status, answer.error_code) == (503, "upstream_unavailable")
+    assert emulator.count("guest-token") == 4  # three attempts, then one with the new access token
+    assert emulator.count("oauth") == 1
+
+
+def test_a_websocket_429_wait_is_capped_like_every_other() -> None:
+    refused = guest_api._refused(429, "99999999999", "https://chat.example.com", retries.Attempt(1, 5.0))
+    assert isinstance(refused, retries.Retryable)
+    assert refused.wait is None and refused.error.retry_after == 1  # not a number Genesys sends: absent
+    refused = guest_api._refused(429, "7200", "https://chat.example.com", retries.Attempt(1, 5.0))
+    assert isinstance(refused, retries.Retryable)
+    assert refused.wait == 3600 and refused.error.retry_after == 3600
+
+
+@pytest.mark.parametrize("origin", ["https://" + "\x00" * 10_000, "https://" + "\U000e0000" * 10_000])
+def test_unprintable_caller_values_are_logged_short(invoke: Any, origin: str) -> None:
+    answer = invoke({}, origin=origin, headers={"Content-Type": "\U000e0000" * 10_000})
+    assert answer.status == 403
+    assert all(len(json.dumps(line)) < 1_500 for line in answer.logs)
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/guest-tokens/", 200),
+        ("/chat/guest-tokens/", 200),
+        ("//guest-tokens", 200),
+        ("/chat//guest-tokens", 200),
+        ("/guest-tokens/x", 404),
+        ("/tokens", 404),
+    ],
+)
+def test_mounted_paths_answer_as_the_stage_url_does(invoke: Any, path: str, status: int) -> None:
+    assert invoke({}, path=path).status == status
+
+
+def test_a_body_counted_in_bytes_not_characters(invoke: Any) -> None:
+    body = json.dumps({"guestId": "é" * 9_000}, ensure_ascii=False)  # 9,000 characters, 18,000 bytes in UTF-8
+    assert len(body) < 16 * 1024 < len(body.encode())
+    answer = invoke(raw=body)
+    assert (answer.status, answer.error_code) == (413, "payload_too_large")
