@@ -347,6 +347,13 @@ _DEFAULT_ERROR_MESSAGES: Final = {
 }
 
 
+def _message_text(request: dict[str, Any]) -> str | None:
+    """The text of an action's ``message`` ({"type": "Text", "text": ...}), or None when it has none."""
+    message = request.get("message")
+    text = message.get("text") if isinstance(message, dict) else None
+    return text if isinstance(text, str) else None
+
+
 def _token_problem(token: object) -> str | None:
     if not isinstance(token, str) or not token:
         return "token is required"
@@ -596,9 +603,8 @@ class WebMessagingServer:
         if session is None:
             assert error is not None
             return error
-        message = request.get("message")
-        text = message.get("text") if isinstance(message, dict) else None
-        body = {"text": text if isinstance(text, str) else "", "type": "Text", "direction": "Inbound"}
+        text = _message_text(request)
+        body = {"text": text or "", "type": "Text", "direction": "Inbound"}
         return _structured({**body, "id": str(uuid.uuid4())}, request.get("tracingId"))
 
     def _on_message(self, connection: _GuestConnection, request: dict[str, Any]) -> dict[str, Any]:
@@ -607,9 +613,8 @@ class WebMessagingServer:
         if session is None:
             assert error is not None
             return error
-        message = request.get("message")
-        text = message.get("text") if isinstance(message, dict) else None
-        if not isinstance(text, str) or not text:
+        text = _message_text(request)
+        if not text:
             return error_frame(MISSING_PARAMETER, "message.text is required", tracing_id)
         if session.read_only:
             return error_frame(FEATURE_UNAVAILABLE, "Session is read-only", tracing_id)

@@ -84,6 +84,10 @@ class RateLimited(ServiceError):
     code = "rate_limited"
     default_message = "Genesys is rate limiting token requests; retry after the given delay."
 
+    def __init__(self, message: str | None = None, *, retry_after: int | None = None, **fields: Any) -> None:
+        # The widget always gets a wait to honour: Genesys' own, or a second when it gave none.
+        super().__init__(message, retry_after=max(1, retry_after or 1), **fields)
+
 
 class UpstreamError(ServiceError):
     status = 502

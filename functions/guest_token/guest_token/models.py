@@ -7,7 +7,6 @@ policy (allowed scopes, maximum lifetime) and resolves defaults. Both report pro
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -15,15 +14,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
 
 from .errors import InvalidJson, InvalidRequest
-from .settings import DEFAULT_ALLOWED_SCOPES, DEFAULT_REQUEST_SCOPES, SOURCE_WEBMESSAGING, Settings
+from .settings import DEFAULT_ALLOWED_SCOPES, DEFAULT_REQUEST_SCOPES, SOURCE_WEBMESSAGING, UUID_PATTERN, Settings
 
 Duration = Literal["short", "standard", "extended", "max"]
 DURATION_SECONDS: dict[str, int] = {"short": 3600, "standard": 7200, "extended": 14400, "max": 86400}
 DEFAULT_DURATION: Duration = "standard"
 
-# fullmatch, not match: "$" would accept a trailing newline.
 _NIL_UUID = "00000000-0000-0000-0000-000000000000"
-_UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 class GuestTokenBody(BaseModel):
@@ -38,7 +35,7 @@ class GuestTokenBody(BaseModel):
         WithJsonSchema(
             {
                 "anyOf": [
-                    {"type": "string", "pattern": f"^(?!{_NIL_UUID}$){_UUID_PATTERN.pattern}$"},
+                    {"type": "string", "pattern": f"^(?!{_NIL_UUID}$){UUID_PATTERN.pattern}$"},
                     {"type": "null"},
                 ],
                 "description": "A returning guest's id, as an earlier answer gave it: a canonical UUID, not the "
@@ -77,7 +74,7 @@ class GuestTokenBody(BaseModel):
     def _canonical_uuid(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        if not _UUID_PATTERN.fullmatch(value):
+        if not UUID_PATTERN.fullmatch(value):
             raise ValueError("must be a UUID in canonical 8-4-4-4-12 hexadecimal form")
         if uuid.UUID(value).int == 0:
             raise ValueError("must not be the nil UUID")

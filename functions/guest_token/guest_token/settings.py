@@ -46,10 +46,9 @@ SOURCE_REST = "rest"
 GUEST_TOKEN_SOURCES = (SOURCE_WEBMESSAGING, SOURCE_REST)
 DEFAULT_DEPLOYMENT_CACHE_SECONDS = 300
 # A web deployment id as Genesys Admin shows it: a UUID.
-_DEPLOYMENT_ID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# A canonical UUID (fullmatch, not match: "$" would accept a trailing newline); guest ids are UUIDs too.
+UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
-# A Genesys region is a host domain: "mypurecloud.com", "usw2.pure.cloud", "use2.us-gov-pure.cloud".
-_REGION_PATTERN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 # A DNS host name: labels of letters, digits and hyphens (not at either end), dot-separated.
 _HOST_PATTERN = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
 # Plain http is only acceptable to things on this machine (the emulator, `sam local` reaching the host).
@@ -146,7 +145,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         raise ConfigurationError("GENESYS_CREDENTIALS_SECRET_ID is not set")
 
     region = environ.get("GENESYS_REGION", "").strip().lower() or DEFAULT_REGION
-    if not _REGION_PATTERN.match(region) or region not in GENESYS_REGIONS:
+    if region not in GENESYS_REGIONS:
         raise ConfigurationError(
             f"GENESYS_REGION must be one of Genesys' regions ({', '.join(GENESYS_REGIONS)}), got {region[:100]!r}"
         )
@@ -176,7 +175,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     deployment_id = environ.get("GENESYS_DEPLOYMENT_ID", "").strip() or None
     if source == SOURCE_WEBMESSAGING and deployment_id is None:
         raise ConfigurationError("GENESYS_DEPLOYMENT_ID is not set (required when GUEST_TOKEN_SOURCE is webmessaging)")
-    if deployment_id is not None and not _DEPLOYMENT_ID_PATTERN.fullmatch(deployment_id):
+    if deployment_id is not None and not UUID_PATTERN.fullmatch(deployment_id):
         raise ConfigurationError(f"GENESYS_DEPLOYMENT_ID must be a web deployment id (a UUID), got {deployment_id!r}")
     secrets_endpoint = environ.get("SECRETS_MANAGER_ENDPOINT_URL", "").strip()
     bus = environ.get("TOKEN_EVENTS_BUS_NAME", "").strip()
@@ -233,11 +232,7 @@ def _bool(environ: Mapping[str, str], name: str) -> bool:
 
 def _tracing(environ: Mapping[str, str]) -> bool:
     # Powertools' own switch, parsed the way Powertools parses it; unset means traced.
-    raw = environ.get("POWERTOOLS_TRACE_DISABLED", "").strip() or "false"
-    try:
-        return not strtobool(raw)
-    except ValueError:
-        raise ConfigurationError(f"POWERTOOLS_TRACE_DISABLED must be true or false, got {raw!r}") from None
+    return not _bool(environ, "POWERTOOLS_TRACE_DISABLED")
 
 
 def tracing_enabled() -> bool:

@@ -88,7 +88,8 @@ def _from_webmessaging(
         )
     if not allows_origin(deployment, origin):
         raise OriginNotAllowed(
-            log_detail=f"origin {origin[:200]!r} is not among web deployment {deployment_id}'s allowed domains",
+            log_detail=f"origin {observability.bounded(origin)!r} is not among web deployment {deployment_id}'s "
+            "allowed domains",
             genesys_correlation_id=deployment.correlation_id,
         )
     session = guest_api.open_session(

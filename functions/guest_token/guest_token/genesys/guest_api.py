@@ -212,7 +212,7 @@ def _refused(status: int, retry_after: str | None, origin: str, attempt: retries
     correlation = attempt.correlation_id
     if status == 403:
         return OriginNotAllowed(
-            log_detail=f"{detail}: the web deployment does not allow origin {origin[:200]!r}",
+            log_detail=f"{detail}: the web deployment does not allow origin {observability.bounded(origin)!r}",
             genesys_correlation_id=correlation,
         )
     if status == 429:
@@ -220,7 +220,7 @@ def _refused(status: int, retry_after: str | None, origin: str, attempt: retries
         seconds = retry_after.strip() if retry_after else ""
         wait = min(int(seconds), rest.MAX_RETRY_AFTER_SECONDS) if seconds.isdigit() and len(seconds) <= 9 else None
         return retries.Retryable(
-            RateLimited(retry_after=max(1, wait or 1), log_detail=detail, genesys_correlation_id=correlation),
+            RateLimited(retry_after=wait, log_detail=detail, genesys_correlation_id=correlation),
             wait=wait,
         )
     if status >= 500:
@@ -234,9 +234,7 @@ def _mapped(error: GuestApiError, attempt: retries.Attempt, token: str) -> Excep
     correlation = attempt.correlation_id
     if error.code in (RATE_LIMITED, 429):
         return retries.Retryable(
-            RateLimited(
-                retry_after=max(1, error.retry_after or 1), log_detail=detail, genesys_correlation_id=correlation
-            ),
+            RateLimited(retry_after=error.retry_after, log_detail=detail, genesys_correlation_id=correlation),
             wait=error.retry_after,
         )
     if error.code >= 5000 or 500 <= error.code < 600:

@@ -178,7 +178,7 @@ def failure(call: str, answer: Answer, *, redact: str | None = None) -> ServiceE
         detail = detail.replace(redact, "[guest id]")
     if answer.status == 429:
         return RateLimited(
-            retry_after=max(1, answer.retry_after or 1), log_detail=detail, genesys_correlation_id=answer.correlation_id
+            retry_after=answer.retry_after, log_detail=detail, genesys_correlation_id=answer.correlation_id
         )
     if answer.status >= 500:
         return UpstreamUnavailable(log_detail=detail, genesys_correlation_id=answer.correlation_id)
