@@ -11,30 +11,40 @@ LAMBDA_RUNTIME_STAMP := $(LAMBDA_RUNTIME)/.installed
 # checkov (template scan) pins libraries that clash with aws-sam-cli's, so it gets a venv of its own.
 CHECKOV := $(VENV)/checkov
 CHECKOV_STAMP := $(CHECKOV)/.installed
-# The venv uses the Lambda runtime's Python, so `sam build` finds python3.12 in .venv/bin.
-RUNTIME_PYTHON = $(shell devtools/find-python.sh)
+# The venv uses the Lambda runtime's Python, so `sam build` finds python3.12 in .venv/bin. A venv made with
+# another Python (a 3.13 found before 3.12 was installed) is rebuilt rather than kept.
+PYTHON_VERSION := 3.12
+VENV_PYTHON := $(shell [ -d $(VENV) ] && { $(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo none; })
+VENV_IS_STALE := $(filter-out $(PYTHON_VERSION),$(VENV_PYTHON))
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-# The browser tests drive this Chromium; Playwright's own browser download does not work offline.
-export CHROMIUM ?= /usr/bin/chromium
+# The one setting for the function's and layers' instruction set: `make build` builds for it and writes it
+# into the built template, which then has no Architecture parameter left for `sam deploy` to disagree with
+# (nor SecretsManagerEndpointUrl, which is for `sam local` only).
+ARCH ?= arm64
 
 # Genesys' SDK, only for the benchmark's comparison; never in the development venv or the layer.
 BENCH_SDK := $(VENV)/bench-sdk
 BENCH_SDK_STAMP := $(BENCH_SDK)/.installed
 BUILD_DIR ?= .aws-sam/build
 
-.PHONY: help run test lint build bench clean chromium
+.PHONY: help run test lint build bench clean FORCE
 
 help:
 	@echo "make run    serve the real handler on http://127.0.0.1:3000 with local Genesys and Secrets Manager,"
 	@echo "            and the widget demo on http://127.0.0.1:3080/demo/"
-	@echo "make test   lint, type-check and run the whole test suite (installs Debian's chromium if missing)"
-	@echo "make build  sam build, then precompile it (needs python3.12; ARCH=x86_64 for an x86_64 build)"
+	@echo "make test   lint, type-check and run the whole test suite (needs Chrome or Chromium: CHROMIUM=/path,"
+	@echo "            one on PATH, or Debian's chromium, installed with apt-get where there is apt-get)"
+	@echo "make build  sam build for ARCH (arm64; ARCH=x86_64), pin it in the built template, precompile"
+	@echo "make clean  remove .venv and every build (after changing Python, say)"
 	@echo "make bench  cold start, warm overhead, upstream calls, size, throughput -> BENCHMARKS.md"
 
 $(STAMP): layers/dependencies/requirements.txt layers/tracing/requirements.txt layers/signature/requirements.txt \
-		requirements-dev.txt
-	@test -x $(PY) || { python=$(RUNTIME_PYTHON) && [ -n "$$python" ] && "$$python" -m venv $(VENV); }
+		requirements-dev.txt $(if $(VENV_IS_STALE),FORCE)
+	@if [ -n "$(VENV_IS_STALE)" ]; then \
+		echo "$(VENV) has Python $(VENV_PYTHON), not $(PYTHON_VERSION): rebuilding it"; \
+		rm -rf $(VENV); fi
+	@test -x $(PY) || { python=$$(devtools/find-python.sh) && "$$python" -m venv $(VENV); }
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check \
 		-r layers/dependencies/requirements.txt -r layers/tracing/requirements.txt \
@@ -46,13 +56,6 @@ $(LAMBDA_RUNTIME_STAMP): devtools/lambda-runtime-requirements.txt $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check --only-binary=:all: \
 		--target $(LAMBDA_RUNTIME) -r devtools/lambda-runtime-requirements.txt
 	@touch $@
-
-# Debian's Chromium, installed only when missing (as root, or through sudo).
-chromium: $(CHROMIUM)
-$(CHROMIUM):
-	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo -E) \
-		apt-get install -y -qq --no-install-recommends chromium fonts-liberation
 
 $(CHECKOV_STAMP): devtools/checkov-requirements.txt $(STAMP)
 	rm -rf $(CHECKOV)
@@ -68,13 +71,16 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-test: lint $(LAMBDA_RUNTIME_STAMP) $(CHECKOV_STAMP) $(CHROMIUM)
-	$(PY) -m pytest
+# The browser tests drive the Chrome or Chromium that find-chromium.sh finds (quoted: macOS's path has spaces).
+test: lint $(LAMBDA_RUNTIME_STAMP) $(CHECKOV_STAMP)
+	@chromium=$$(devtools/find-chromium.sh) && echo "Browser tests drive $$chromium" && CHROMIUM="$$chromium" $(PY) -m pytest
 
 # Lambda's code directories are read-only, so modules not shipped as bytecode are compiled on every cold
 # start. .pyc files are the same on arm64 and x86_64; unchecked-hash ones stay valid after zip and unzip.
 build: $(STAMP)
-	sam build --build-dir $(BUILD_DIR) $(if $(ARCH),--parameter-overrides Architecture=$(ARCH))
+	@case "$(ARCH)" in arm64|x86_64) ;; *) echo "ARCH must be arm64 or x86_64, not '$(ARCH)'" >&2; exit 1;; esac
+	sam build --build-dir $(BUILD_DIR) --parameter-overrides Architecture=$(ARCH)
+	$(PY) -m devtools.pin_parameters $(BUILD_DIR)/template.yaml Architecture=$(ARCH) SecretsManagerEndpointUrl=
 	$(PY) -m compileall -q -j 0 --invalidation-mode unchecked-hash \
 		$(BUILD_DIR)/GuestTokenFunction $(BUILD_DIR)/DependenciesLayer/python $(BUILD_DIR)/TracingLayer/python \
 		$(BUILD_DIR)/SignatureLayer/python
@@ -85,10 +91,12 @@ $(BENCH_SDK_STAMP): bench/sdk-requirements.txt $(STAMP)
 		--target $(BENCH_SDK) -r bench/sdk-requirements.txt
 	@touch $@
 
-# wrk (the load tool) comes from Debian's packages when missing.
+# wrk (the load tool) comes from Debian's packages when missing; elsewhere the deployer installs it.
 bench: $(LAMBDA_RUNTIME_STAMP) $(BENCH_SDK_STAMP)
-	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+	@command -v wrk >/dev/null || devtools/apt-install.sh "install wrk (brew install wrk, dnf install wrk, pacman -S wrk)" wrk
 	$(PY) -m bench $(BENCH_ARGS)
+
+FORCE:
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -13,6 +13,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 OPENAPI_JSON = REPO / "openapi.json"
+# Client generators name their functions after these: stable, not the route functions' Python names.
+OPERATION_IDS = {("/guest-tokens", "post"): "createGuestToken", ("/guest-tokens", "options"): "preflightGuestTokens"}
+SCHEMA_REF = "#/components/schemas/"
 
 
 def document() -> str:
@@ -30,7 +33,26 @@ def document() -> str:
     # The route's body argument has a default only because Powertools never passes it (validation is off, the
     # route parses the body itself); the body itself is required: a request without one is a 400.
     schema["paths"]["/guest-tokens"]["post"]["requestBody"]["required"] = True
+    for (path, method), operation_id in OPERATION_IDS.items():
+        schema["paths"][path][method]["operationId"] = operation_id
+    # Powertools adds its own validation errors' schemas, which no answer of this API uses (validation is off).
+    schemas = schema["components"]["schemas"]
+    used = _references(schema["paths"])
+    while unseen := {name for used_name in used for name in _references(schemas[used_name])} - used:
+        used |= unseen
+    schema["components"]["schemas"] = {name: schemas[name] for name in used}
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def _references(node: object) -> set[str]:
+    """The names of the component schemas that ``node`` refers to, at any depth."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        found = {ref.removeprefix(SCHEMA_REF)} if isinstance(ref, str) and ref.startswith(SCHEMA_REF) else set()
+        return found.union(*(_references(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_references(item) for item in node))
+    return set()
 
 
 def main() -> int:

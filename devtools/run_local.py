@@ -9,11 +9,14 @@ until Ctrl-C. No AWS account, no Docker. Port 0 picks a free port; the URLs prin
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
 import signal
+import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
@@ -30,22 +33,46 @@ SECRET_ID = "genesys-guest-token/local"
 HOST = "127.0.0.1"
 
 
+@dataclass(frozen=True)
+class Port:
+    option: str
+    variable: str  # what `make run` reads it from
+    default: str
+    what: str
+
+
+PORTS = (
+    Port("--port", "PORT", "3000", "the guest-token API"),
+    Port("--genesys-port", "GENESYS_EMULATOR_PORT", "8100", "the Genesys emulator"),
+    Port("--webmessaging-port", "GENESYS_WEBMESSAGING_PORT", "8180", "the Genesys Web Messaging Guest API emulator"),
+    Port("--secrets-port", "SECRETS_MANAGER_PORT", "5100", "the local Secrets Manager"),
+    Port("--demo-port", "DEMO_PORT", "3080", "the demo page"),
+    Port(
+        "--blocked-demo-port",
+        "BLOCKED_DEMO_PORT",
+        "3081",
+        "the demo page again, from an origin ALLOWED_ORIGINS leaves out",
+    ),
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
-    parser.add_argument("--genesys-port", type=int, default=int(os.environ.get("GENESYS_EMULATOR_PORT", "8100")))
-    parser.add_argument(
-        "--webmessaging-port", type=int, default=int(os.environ.get("GENESYS_WEBMESSAGING_PORT", "8180"))
-    )
-    parser.add_argument("--secrets-port", type=int, default=int(os.environ.get("SECRETS_MANAGER_PORT", "5100")))
-    parser.add_argument("--demo-port", type=int, default=int(os.environ.get("DEMO_PORT", "3080")))
-    parser.add_argument(
-        "--blocked-demo-port",
-        type=int,
-        default=int(os.environ.get("BLOCKED_DEMO_PORT", "3081")),
-        help="the demo page again, from an origin ALLOWED_ORIGINS leaves out",
-    )
+    for port in PORTS:
+        parser.add_argument(
+            port.option, type=int, default=int(os.environ.get(port.variable, port.default)), help=port.what
+        )
     args = parser.parse_args(argv)
+    chosen = {port: int(getattr(args, port.option.removeprefix("--").replace("-", "_"))) for port in PORTS}
+    busy = {port: number for port, number in chosen.items() if not _can_bind(number)}
+    for port, number in busy.items():
+        print(
+            f"Port {number} ({port.what}) is in use. Stop what listens there, or pick another port: "
+            f"{port.variable}={number + 1} make run ({port.variable}=0 picks a free one).",
+            file=sys.stderr,
+        )
+    if busy:
+        return 1
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
     emulator = GenesysEmulator(HOST, args.genesys_port, webmessaging_port=args.webmessaging_port).start()
@@ -122,6 +149,22 @@ def main(argv: list[str] | None = None) -> int:
         secrets_manager.stop()
         emulator.stop()
     return 0
+
+
+def _can_bind(port: int) -> bool:
+    """Checked before anything starts: moto's server binds in a thread of its own, where a busy port would
+    leave `make run` hanging without a word. The servers set SO_REUSEADDR, so the probe does too."""
+    if port == 0:
+        return True
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return False
+            raise
+    return True
 
 
 def _as_localhost(url: str) -> str:

@@ -1,4 +1,5 @@
-"""`make run`'s server, driven by the README's own curl command: the token's claims match the request."""
+"""`make run`'s server, driven by the README's own curl command: the token's claims match the request; a busy
+port stops it with a message naming the port and the variable that moves it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,6 +19,7 @@ import urllib3
 
 from devtools.genesys_emulator import DEMO_DEPLOYMENT_ID
 from devtools.net import free_port, listening
+from devtools.run_local import PORTS, Port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -92,3 +95,25 @@ def test_make_run_serves_the_readme_curl_a_token_matching_the_request():
     assert "demo-client-secret" not in output
     assert body["token"] not in output
     assert body["guestId"] not in output  # the session token, the key to the guest's conversation
+
+
+@pytest.mark.parametrize("port", PORTS, ids=[port.variable for port in PORTS])
+def test_a_busy_port_is_named_with_the_variable_that_moves_it_and_make_run_exits(port: Port) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        # Every other server on a free port; the one under test on the port something already listens on.
+        arguments = [argument for other in PORTS if other != port for argument in (other.option, "0")]
+        result = subprocess.run(
+            [sys.executable, "-m", "devtools.run_local", *arguments, port.option, str(busy)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"Port {busy} ({port.what}) is in use" in result.stderr
+    assert f"{port.variable}={busy + 1} make run" in result.stderr
+    assert "Traceback" not in result.stderr and "Guest-token API" not in result.stdout

@@ -18,6 +18,7 @@ import requests
 import schemathesis
 from guest_token import app as app_module
 from hypothesis import HealthCheck, given, settings
+from openapi_spec_validator import validate
 from schemathesis import GenerationMode
 
 from devtools import openapi
@@ -50,6 +51,24 @@ def test_the_document_describes_the_contract() -> None:
     # One source's fields, absent with the other (never null in an answer).
     assert {"scopes", "newSession", "deploymentId", "webSocketUrl"} <= set(success["properties"])
     assert set(post["responses"]["503"]["description"].split()) >= {"upstream_unavailable:", "deployment_unavailable:"}
+
+
+def test_the_document_is_valid_openapi_that_client_generators_can_name() -> None:
+    document = json.loads(openapi.OPENAPI_JSON.read_text())
+    validate(document)  # raises, naming the first place that breaks the OpenAPI 3.0 specification
+    operation_ids = {
+        f"{method.upper()} {path}": operation["operationId"]
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    }
+    assert operation_ids == {"POST /guest-tokens": "createGuestToken", "OPTIONS /guest-tokens": "preflightGuestTokens"}
+    # Every schema is one an operation uses, directly or through another schema: no orphans for generators.
+    text = json.dumps(document)
+    for name in document["components"]["schemas"]:
+        assert f'"#/components/schemas/{name}"' in text, f"{name} is not used by any operation"
+    assert not {"HTTPValidationError", "ResponseValidationError", "ValidationError"} & set(
+        document["components"]["schemas"]
+    )
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_D
 from devtools.net import free_port, listening
 from tests.documented_events import EVENTS, REPO, documented_answers, event_files
 from tests.template.cloudformation import evaluate
-from tests.template.test_template import sam_build
+from tests.template.test_template import make_build
 
 pytestmark = pytest.mark.slow
 
@@ -66,10 +66,10 @@ class Runtime:
 
 @pytest.fixture(scope="module")
 def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`sam build` for this machine's architecture (the template's Architecture parameter)."""
+    """`make build ARCH=` this machine's architecture, as a deployment builds (and pins) it."""
     home = tmp_path_factory.mktemp("home")
     build = tmp_path_factory.mktemp("sam") / "build"
-    sam_build(build, home, "--parameter-overrides", f"Architecture={ARCHITECTURE}")
+    make_build(build, home, ARCHITECTURE)
     return build
 
 

@@ -95,6 +95,8 @@ def test_allowed_origins_refuses_what_no_browser_sends(value):
 def test_allowed_origins_is_required_and_explains_its_pattern():
     parameter = PARAMETERS["AllowedOrigins"]
     assert "Default" not in parameter
+    # `sam deploy --guided` takes an empty answer as a value: CloudFormation refuses it by length.
+    assert parameter["MinLength"] == 1 and not admits("AllowedOrigins", "")
     assert "scheme's default" in parameter["ConstraintDescription"]
 
 

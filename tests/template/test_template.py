@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -25,18 +26,46 @@ def offline_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def sam_build(build_dir: Path, home: Path, *extra: str) -> None:
-    """`sam build` of template.yaml into ``build_dir``, offline; fails the test with SAM's output."""
+def make_build(build_dir: Path, home: Path, architecture: str) -> dict[str, Any]:
+    """`make build` (what a deployment runs) into ``build_dir``, offline; returns the template left for `sam
+    deploy`, after checking that nothing in it can deploy the package to another architecture."""
     result = subprocess.run(
-        [BIN / "sam", "build", "--template-file", str(TEMPLATE), "--build-dir", str(build_dir), *extra],
+        ["make", "build", f"BUILD_DIR={build_dir}", f"ARCH={architecture}"],
         capture_output=True,
         text=True,
         env=offline_env(HOME=str(home), AWS_DEFAULT_REGION="us-east-1"),
         cwd=REPO,
         check=False,
-        timeout=600,
+        timeout=900,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    built = dict(yaml_parse((build_dir / "template.yaml").read_text()))
+    assert_deploys_only_as(built, build_dir, architecture)
+    return built
+
+
+# e_machine in an ELF header (offset 18, little-endian on both): what a native library was compiled for.
+ELF_MACHINES = {62: "x86_64", 183: "arm64"}
+
+
+def assert_deploys_only_as(built: dict[str, Any], build_dir: Path, architecture: str) -> None:
+    # No parameter left for `sam deploy` (or samconfig.toml's saved answers) to set otherwise.
+    assert "Architecture" not in built["Parameters"]
+    assert '"Ref": "Architecture"' not in json.dumps(built), "something still follows a parameter"
+    resources = built["Resources"]
+    assert resources["GuestTokenFunction"]["Properties"]["Architectures"] == [architecture]
+    for layer in ("DependenciesLayer", "SignatureLayer"):
+        assert resources[layer]["Properties"]["CompatibleArchitectures"] == [architecture]
+    # Every native library in the package is for that architecture.
+    libraries = [
+        path for path in build_dir.rglob("*") if path.is_file() and (path.suffix == ".so" or ".so." in path.name)
+    ]
+    assert libraries, "no native code found: the check would pass vacuously"
+    for library in libraries:
+        header = library.read_bytes()[:20]
+        assert header[:4] == b"\x7fELF", library
+        machine = ELF_MACHINES.get(int.from_bytes(header[18:20], "little"))
+        assert machine == architecture, f"{library.relative_to(build_dir)} is for {machine}, not {architecture}"
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +100,13 @@ def test_sam_validate_lint_needs_no_region_or_credentials(tmp_path):
 
 
 @pytest.mark.slow
-def test_sam_build_packages_the_default_arm64_function_and_layer(tmp_path):
+def test_make_build_packages_the_default_arm64_function_and_layer_and_pins_arm64(tmp_path):
     build_dir = tmp_path / "build"
-    sam_build(build_dir, tmp_path)
+    built = make_build(build_dir, tmp_path, "arm64")
+    # SecretsManagerEndpointUrl is for sam local only: pinned empty, so no deployment can set it.
+    assert "SecretsManagerEndpointUrl" not in built["Parameters"]
+    variables = built["Resources"]["GuestTokenFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["SECRETS_MANAGER_ENDPOINT_URL"] == ""
     function_dir = build_dir / "GuestTokenFunction"
     assert (function_dir / "guest_token" / "app.py").is_file()
     layer = build_dir / "DependenciesLayer" / "python"
