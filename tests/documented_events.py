@@ -17,4 +17,6 @@ def documented_answers() -> dict[str, tuple[int, str | None]]:
 
 
 def event_files() -> list[str]:
-    return sorted(path.name for path in EVENTS.glob("*.json") if path.name != "env.json")
+    return sorted(
+        path.name for path in EVENTS.glob("*.json") if not path.name.startswith("env.")
+    )  # env.json, env.linux.json

@@ -156,3 +156,11 @@ def test_samconfig_has_a_default_and_a_prod_environment_for_the_same_template():
         assert deploy["capabilities"] == "CAPABILITY_IAM"
         assert deploy["resolve_s3"] is True
     assert config["prod"]["deploy"]["parameters"]["confirm_changeset"] is True
+
+
+def test_the_linux_env_json_is_env_json_on_the_host_network():
+    """`sam local --docker-network host` on Linux, where Docker has no host.docker.internal: the same settings."""
+    events = REPO / "events"
+    docker = (events / "env.json").read_text()
+    assert "host.docker.internal" in docker
+    assert (events / "env.linux.json").read_text() == docker.replace("host.docker.internal", "127.0.0.1")
