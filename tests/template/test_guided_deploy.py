@@ -26,8 +26,11 @@ PROMPT = re.compile(r"\t([A-Z][^\t\n\[]*?[^\s\[])(?: \[([^\]\n]*)\])?: ")
 
 
 def choices() -> dict[str, str]:
-    """The variables the README's deployment sets in its first lines."""
-    return dict(re.findall(r"^(?:export )?([A-Z_]+)=(\S+)", DEPLOY_BLOCK, re.MULTILINE))
+    """The variables the README's deployment sets in its first lines, expanded as the shell would."""
+    values: dict[str, str] = {}
+    for name, value in re.findall(r"^(?:export )?([A-Z_]+)=(\S+)", DEPLOY_BLOCK, re.MULTILINE):
+        values[name] = re.sub(r"\$(\w+)", lambda match: values[match[1]], value)
+    return values
 
 
 def expand(text: str) -> str:
@@ -91,7 +94,7 @@ def test_sam_deploy_guided_asks_what_the_readme_walks_through_in_its_order(tmp_p
     assert defaults["Parameter GenesysRegion"] == choices()["GENESYS_REGION"]
     assert defaults["Parameter GenesysDeploymentId"] == choices()["DEPLOYMENT_ID"]
     assert defaults["Parameter AllowedOrigins"] == choices()["ORIGINS"]
-    assert defaults["AWS Region"] == choices()["AWS_DEFAULT_REGION"]
+    assert defaults["AWS Region"] == choices()["AWS_DEFAULT_REGION"] == choices()["AWS_REGION"]
     assert defaults["Stack Name"] == "genesys-guest-token"
     # Every answer was taken, and the run stopped where the README says AWS is needed.
     assert "Security Constraints Not Satisfied" not in output
