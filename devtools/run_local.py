@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     from guest_token.app import lambda_handler  # noqa: PLC0415
 
     api = LocalApi(lambda_handler, HOST, args.port)
-    demo = DemoSite(f"{api.url}/guest-tokens", HOST, args.demo_port)
-    blocked_demo = DemoSite(f"{api.url}/guest-tokens", HOST, args.blocked_demo_port)
+    demo = DemoSite(f"{api.url}/guest-tokens", HOST, args.demo_port, emulator.base_url)
+    blocked_demo = DemoSite(f"{api.url}/guest-tokens", HOST, args.blocked_demo_port, emulator.base_url)
     # Known only once the ports are bound; the handler reads its settings at the first request. The API's
     # own origin (the README's curl) and the demo's, each also as localhost; never the blocked demo's.
     os.environ.setdefault(
