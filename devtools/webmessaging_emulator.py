@@ -49,11 +49,11 @@ if TYPE_CHECKING:
     from devtools.genesys_emulator import Fault, GenesysEmulator
 
 __all__ = [
+    "AGENT_REPLY_SECONDS",
     "DEMO_DEPLOYMENT_ID",
     "DEPLOYMENT_STATUSES",
     "FEATURE_UNAVAILABLE",
     "MISSING_PARAMETER",
-    "AGENT_REPLY_SECONDS",
     "SESSION_DURATION_SECONDS",
     "SESSION_EXPIRED",
     "SESSION_NOT_FOUND",

@@ -5,6 +5,7 @@ conftest's check that no JWT or session token reached the console, the page's st
 
 from __future__ import annotations
 
+import gzip
 import re
 import time
 from collections.abc import Iterator
@@ -202,3 +203,13 @@ def test_the_chat_types_cover_what_the_module_exports(stack: LocalStack, widget:
     declarations = (REPO / "widget" / "guest-chat.d.ts").read_text()
     declared = re.findall(r"^export declare (?:class|function|const) (\w+)", declarations, re.MULTILINE)
     assert exported == sorted(declared)
+
+
+SIZE_BUDGET_BYTES = 8 * 1024
+
+
+def test_both_widget_modules_together_stay_under_8_kb_gzipped():
+    # What a page downloads with no build step: each module as served, compressed on its own.
+    sizes = {path.name: len(gzip.compress(path.read_bytes(), 9)) for path in (REPO / "widget").glob("*.js")}
+    assert set(sizes) == {"guest-token-client.js", "guest-chat.js"}
+    assert sum(sizes.values()) < SIZE_BUDGET_BYTES, sizes
