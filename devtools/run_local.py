@@ -45,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
         default=int(os.environ.get("BLOCKED_DEMO_PORT", "3081")),
         help="the demo page again, from an origin ALLOWED_ORIGINS leaves out",
     )
+    parser.add_argument(
+        "--throttle",
+        type=float,
+        nargs=2,
+        metavar=("RATE", "BURST"),
+        help="throttle like the API stage (requests per second, burst), with API Gateway's own 429",
+    )
     args = parser.parse_args(argv)
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
@@ -82,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO / "functions" / "guest_token"))
     from guest_token.app import lambda_handler  # noqa: PLC0415
 
-    api = LocalApi(lambda_handler, HOST, args.port)
+    throttle = (args.throttle[0], int(args.throttle[1])) if args.throttle else None
+    api = LocalApi(lambda_handler, HOST, args.port, throttle=throttle)
     demo = DemoSite(f"{api.url}/guest-tokens", HOST, args.demo_port, emulator.base_url)
     blocked_demo = DemoSite(f"{api.url}/guest-tokens", HOST, args.blocked_demo_port, emulator.base_url)
     # Known only once the ports are bound; the handler reads its settings at the first request. The API's

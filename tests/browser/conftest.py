@@ -78,10 +78,11 @@ def stack() -> Iterator[LocalStack]:
 
 
 @contextmanager
-def local_stack(source: str | None) -> Iterator[LocalStack]:
+def local_stack(source: str | None, *args: str) -> Iterator[LocalStack]:
     """`make run` (devtools.run_local) with every port free, the WebSocket one included, so that it never
-    collides with a `make run` already serving; ``source`` None leaves GUEST_TOKEN_SOURCE to its default."""
-    command = [sys.executable, "-m", "devtools.run_local"]
+    collides with a `make run` already serving; ``source`` None leaves GUEST_TOKEN_SOURCE to its default;
+    ``args`` go to run_local."""
+    command = [sys.executable, "-m", "devtools.run_local", *args]
     for option in (
         "--port",
         "--genesys-port",
