@@ -1,6 +1,6 @@
 // Types for guest-chat.js: a guest's chat over the Web Messaging Guest API, on a guest-token client's session.
 
-import type { GuestTokenClient } from "./guest-token-client.js";
+import type { GuestTokenClient, TypedEventTarget } from "./guest-token-client.js";
 
 /** A text in the conversation. */
 export interface ChatMessage {
@@ -65,7 +65,7 @@ export interface GuestChatEventMap {
   chaterror: CustomEvent<GuestChatError>;
 }
 
-export interface GuestChat extends EventTarget {
+export interface GuestChat extends TypedEventTarget<GuestChatEventMap> {
   readonly state: GuestChatState;
   /** Joins the session of the token client's current (or next) token and follows its renewals. */
   start(): this;
@@ -75,26 +75,6 @@ export interface GuestChat extends EventTarget {
   loadHistory(): Promise<ChatMessage[]>;
   /** Leaves: closes the socket, rejects unsent messages and stops following the token client. */
   close(): void;
-  addEventListener<K extends keyof GuestChatEventMap>(
-    type: K,
-    listener: (this: GuestChat, event: GuestChatEventMap[K]) => void,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  removeEventListener<K extends keyof GuestChatEventMap>(
-    type: K,
-    listener: (this: GuestChat, event: GuestChatEventMap[K]) => void,
-    options?: boolean | EventListenerOptions,
-  ): void;
-  removeEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | EventListenerOptions,
-  ): void;
 }
 
 /** Creates a chat on a guest-token client; nothing happens until `start()`. */

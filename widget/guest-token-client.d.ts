@@ -76,12 +76,36 @@ export declare class GuestTokenError extends Error {
   readonly retryInSeconds: number | null;
 }
 
+/** An EventTarget whose events named in `M` come typed (both modules' clients are ones). */
+export interface TypedEventTarget<M> extends EventTarget {
+  addEventListener<K extends keyof M & string>(
+    type: K,
+    listener: (this: this, event: M[K]) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  removeEventListener<K extends keyof M & string>(
+    type: K,
+    listener: (this: this, event: M[K]) => void,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+}
+
 export interface GuestTokenClientEventMap {
   tokenready: CustomEvent<GuestToken>;
   tokenerror: CustomEvent<GuestTokenError>;
 }
 
-export interface GuestTokenClient extends EventTarget {
+export interface GuestTokenClient extends TypedEventTarget<GuestTokenClientEventMap> {
   /** The stored id of a returning visitor, or the service's once it has answered; else null. */
   readonly guestId: string | null;
   /** The latest token while it has not expired; else null. */
@@ -97,26 +121,6 @@ export interface GuestTokenClient extends EventTarget {
   reset(): void;
   /** Stops refreshing, cancels a request under way and detaches from the page. */
   stop(): void;
-  addEventListener<K extends keyof GuestTokenClientEventMap>(
-    type: K,
-    listener: (this: GuestTokenClient, event: GuestTokenClientEventMap[K]) => void,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  removeEventListener<K extends keyof GuestTokenClientEventMap>(
-    type: K,
-    listener: (this: GuestTokenClient, event: GuestTokenClientEventMap[K]) => void,
-    options?: boolean | EventListenerOptions,
-  ): void;
-  removeEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | EventListenerOptions,
-  ): void;
 }
 
 /** The `localStorage` key of the guest's id. */

@@ -262,9 +262,10 @@ def test_the_stored_guest_id_is_only_the_id(stack: LocalStack, widget: Widget):
     assert stored == {STORAGE_KEY: widget.tokens[0]["guestId"]}
 
 
-def test_the_type_declarations_cover_what_the_module_exports(stack: LocalStack, widget: Widget):
+@pytest.mark.parametrize("module", ["guest-token-client", "guest-chat"])
+def test_the_type_declarations_cover_what_the_module_exports(stack: LocalStack, widget: Widget, module: str):
     widget.open(stack.demo)
-    exported = widget.page.evaluate("async () => Object.keys(await import('/guest-token-client.js')).sort()")
-    declarations = (REPO / "widget" / "guest-token-client.d.ts").read_text()
+    exported = widget.page.evaluate("name => import(`/${name}.js`).then((m) => Object.keys(m).sort())", module)
+    declarations = (REPO / "widget" / f"{module}.d.ts").read_text()
     declared = re.findall(r"^export declare (?:class|function|const) (\w+)", declarations, re.MULTILINE)
     assert exported == sorted(declared)
