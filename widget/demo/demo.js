@@ -106,7 +106,7 @@ function show(message) {
 }
 
 chat.addEventListener('statechange', ({ detail: state }) => {
-  $('chat-state').dataset.state = state;
+  $('chat').dataset.state = $('chat-state').dataset.state = state;
   $('chat-state').textContent = CHAT_STATES[state] ?? state;
   const usable = state === 'open' || state === 'reconnecting' || state === 'replacing';
   $('message-input').disabled = $('send').disabled = !usable;
