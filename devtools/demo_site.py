@@ -2,7 +2,10 @@
 at ``/demo/``, the client module beside it) as a company's site would, so the browser talks to the
 guest-token API cross-origin, with CORS, as in production. Not deployed.
 
-``/demo/config.json`` tells the page which endpoint to call.
+``/demo/config.json`` tells the page which endpoint to call and, when the site is given the Genesys
+emulator's URL, where the guest REST API is: ``/genesys/``, which forwards the one call a guest's browser
+makes, ``GET /genesys/api/v2/webmessaging/messages`` (the history, with the guest JWT), to the emulator.
+Genesys' own API answers browsers with CORS; the emulator does not, so the demo's origin relays it.
 """
 
 from __future__ import annotations
@@ -15,15 +18,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import urllib3
+
 WIDGET_DIR = Path(__file__).resolve().parent.parent / "widget"
 CONFIG_PATH = "/demo/config.json"
+GENESYS_PREFIX = "/genesys/"
+HISTORY_PATH = "/api/v2/webmessaging/messages"
+_http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(total=10.0))
 
 
 class DemoSite:
     """Serves ``widget/`` on ``http://host:port``; the socket is bound at construction (port 0: a free one)."""
 
-    def __init__(self, endpoint: str, host: str = "127.0.0.1", port: int = 0) -> None:
-        config = json.dumps({"endpoint": endpoint}).encode()
+    def __init__(self, endpoint: str, host: str = "127.0.0.1", port: int = 0, genesys_api: str | None = None) -> None:
+        settings = {"endpoint": endpoint} | ({"genesysApi": GENESYS_PREFIX} if genesys_api else {})
+        config = json.dumps(settings).encode()
 
         class Handler(SimpleHTTPRequestHandler):
             def do_GET(self) -> None:
@@ -34,13 +43,27 @@ class DemoSite:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                 elif path == CONFIG_PATH:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(config)))
-                    self.end_headers()
-                    self.wfile.write(config)
+                    self._answer(200, "application/json", config)
+                elif genesys_api and path == GENESYS_PREFIX.rstrip("/") + HISTORY_PATH:
+                    query = urlsplit(self.path).query
+                    # Only the guest's own Authorization goes on; nothing of it is logged.
+                    headers = {"Authorization": self.headers.get("Authorization", "")}
+                    url = f"{genesys_api}{HISTORY_PATH}" + (f"?{query}" if query else "")
+                    try:
+                        upstream = _http.request("GET", url, headers=headers)
+                    except urllib3.exceptions.HTTPError:
+                        self._answer(502, "text/plain", b"Genesys emulator unreachable\n")
+                    else:
+                        self._answer(upstream.status, upstream.headers.get("Content-Type", ""), upstream.data)
                 else:
                     super().do_GET()
+
+            def _answer(self, status: int, content_type: str, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
             def end_headers(self) -> None:
                 self.send_header("Cache-Control", "no-store")  # edits to the page show on reload

@@ -4,6 +4,11 @@ Each HTTP request becomes an API Gateway REST proxy event (payload format 1.0) h
 ``lambda_handler`` with a Lambda-like context; its answer becomes the HTTP response. Invocations run one at
 a time, like one warm Lambda container, so module-level caches behave as they do in AWS.
 Not deployed: ``sam local start-api`` does the same with Docker.
+
+With ``throttle=(rate, burst)`` it also throttles like the stage's MethodSettings (a token bucket for each
+HTTP method, as API Gateway keeps one per method), answering with API
+Gateway's own THROTTLED response exactly as template.yaml's GatewayResponses define it (status, body,
+headers), read from the template so the two cannot drift.
 """
 
 from __future__ import annotations
@@ -16,13 +21,58 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from samtranslator.yaml_helper import yaml_parse  # a YAML loader that knows CloudFormation's tags
 
 GUEST_TOKENS_RESOURCE = "/guest-tokens"
 STAGE = "local"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
+
+
+def gateway_response(
+    name: str, request_headers: Mapping[str, str], request_id: str
+) -> tuple[int, dict[str, str], bytes]:
+    """API Gateway's own answer ``name`` as template.yaml's GatewayResponses define it, for this request."""
+    api = yaml_parse(TEMPLATE.read_text())["Resources"]["GuestTokenApi"]["Properties"]
+    response = api["GatewayResponses"][name]
+    lowered = {key.lower(): value for key, value in request_headers.items()}
+    headers = {"Content-Type": "application/json"}
+    for header, source in response.get("ResponseParameters", {}).get("Headers", {}).items():
+        if source.startswith("'"):
+            headers[header] = source.strip("'")
+        elif source.startswith("method.request.header."):
+            value = lowered.get(source.removeprefix("method.request.header.").lower())
+            if value is not None:  # API Gateway leaves out a header mapped from one the request lacks
+                headers[header] = value
+        else:
+            raise ValueError(f"the local API cannot map {source!r}")
+    body = response["ResponseTemplates"]["application/json"].replace("$context.requestId", request_id)
+    return int(response["StatusCode"]), headers, body.encode()
+
+
+class TokenBucket:
+    """The stage's throttle: ``burst`` requests at once, refilled at ``rate`` per second."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self._rate, self._burst = rate, burst
+        self._tokens = float(burst)
+        self._at = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+            self._at = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
 
 
 @dataclass
@@ -112,9 +162,17 @@ class LocalApi:
     """Serves ``handler`` over HTTP on a loopback address."""
 
     def __init__(
-        self, handler: Handler, host: str = "127.0.0.1", port: int = 3000, *, timeout_seconds: float = 10.0
+        self,
+        handler: Handler,
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        *,
+        timeout_seconds: float = 10.0,
+        throttle: tuple[float, int] | None = None,
     ) -> None:
         self._handler = handler
+        self._throttle = throttle
+        self._buckets: dict[str, TokenBucket] = {}
         self._timeout_seconds = timeout_seconds
         self._invoke_lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), self._request_handler_class())
@@ -129,6 +187,13 @@ class LocalApi:
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
         with self._invoke_lock:
             return self._handler(event, LocalContext(timeout_seconds=self._timeout_seconds))
+
+    def _admit(self, method: str) -> bool:
+        if self._throttle is None:
+            return True
+        with self._invoke_lock:
+            bucket = self._buckets.setdefault(method, TokenBucket(*self._throttle))
+        return bucket.take()
 
     def start(self) -> LocalApi:
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-api", daemon=True)
@@ -158,6 +223,9 @@ class LocalApi:
                     self.close_connection = True
                     return
                 body = self.rfile.read(length) if length else b""
+                if not api._admit(self.command):
+                    self._reply(*gateway_response("THROTTLED", dict(self.headers.items()), str(uuid.uuid4())))
+                    return
                 target = urlsplit(self.path)
                 event = build_event(
                     self.command,

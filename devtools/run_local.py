@@ -62,6 +62,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(
             port.option, type=int, default=int(os.environ.get(port.variable, port.default)), help=port.what
         )
+    parser.add_argument(
+        "--throttle",
+        type=float,
+        nargs=2,
+        metavar=("RATE", "BURST"),
+        help="throttle like the API stage (requests per second, burst), with API Gateway's own 429",
+    )
     args = parser.parse_args(argv)
     chosen = {port: int(getattr(args, port.option.removeprefix("--").replace("-", "_"))) for port in PORTS}
     busy = {port: number for port, number in chosen.items() if not _can_bind(number)}
@@ -109,9 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO / "functions" / "guest_token"))
     from guest_token.app import lambda_handler  # noqa: PLC0415
 
-    api = LocalApi(lambda_handler, HOST, args.port)
-    demo = DemoSite(f"{api.url}/guest-tokens", HOST, args.demo_port)
-    blocked_demo = DemoSite(f"{api.url}/guest-tokens", HOST, args.blocked_demo_port)
+    throttle = (args.throttle[0], int(args.throttle[1])) if args.throttle else None
+    api = LocalApi(lambda_handler, HOST, args.port, throttle=throttle)
+    demo = DemoSite(f"{api.url}/guest-tokens", HOST, args.demo_port, emulator.base_url)
+    blocked_demo = DemoSite(f"{api.url}/guest-tokens", HOST, args.blocked_demo_port, emulator.base_url)
     # Known only once the ports are bound; the handler reads its settings at the first request. The API's
     # own origin (the README's curl) and the demo's, each also as localhost; never the blocked demo's.
     os.environ.setdefault(

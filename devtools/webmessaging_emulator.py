@@ -17,7 +17,11 @@ Choices where Genesys' public documentation is silent (pinned by tests/integrati
   session answers 4006; ``onMessage`` on a read-only session answers 4000.
 * ``startNew`` only matters on a read-only session; on a live one it is ignored (the session resumes).
 * A session is keyed by (deployment, token); it expires after ``SESSION_DURATION_SECONDS`` without activity
-  or when the harness calls ``expire_session``.
+  or when the harness calls ``expire_session``. Sockets configured with its token then get a
+  ``SessionExpiredEvent``; when the harness ends the conversation they get a Presence ``Disconnect`` event.
+* The agent: each guest text gets, on every socket configured with the session's token, a Typing event after
+  half of ``WebMessagingState.agent_reply_seconds`` and an Outbound text (kept in the history) after all of
+  it; None turns the agent off.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.exceptions import ConnectionClosed
@@ -40,11 +44,12 @@ from websockets.protocol import State
 from websockets.sync.server import Server, ServerConnection, serve
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from devtools.genesys_emulator import Fault, GenesysEmulator
 
 __all__ = [
+    "AGENT_REPLY_SECONDS",
     "DEMO_DEPLOYMENT_ID",
     "DEPLOYMENT_STATUSES",
     "FEATURE_UNAVAILABLE",
@@ -66,6 +71,8 @@ DEPLOYMENT_STATUSES: Final = ("Active", "Pending", "Inactive", "Error", "Deletin
 WEBMESSAGING_PATH: Final = "/v1"
 # Genesys' default session inactivity TTL (three days); the harness expires sessions explicitly instead.
 SESSION_DURATION_SECONDS: Final = 259200
+# Long enough for a person to see the agent typing, short enough for browser tests.
+AGENT_REPLY_SECONDS: Final = 0.8
 MAX_SESSION_TOKEN_CHARS: Final = 2048
 MAX_CUSTOM_DATA_BYTES: Final = 2048
 
@@ -196,13 +203,21 @@ class GuestError:
     message: str
 
 
-def presence_join() -> dict[str, Any]:
+def _event(event_type: str, detail: dict[str, Any]) -> dict[str, Any]:
+    key = event_type.lower()
     return {
         "type": "Event",
         "direction": "Outbound",
-        "events": [{"eventType": "Presence", "presence": {"type": "Join"}}],
+        "events": [{"eventType": event_type, key: detail}],
         "id": str(uuid.uuid4()),
     }
+
+
+def presence_join() -> dict[str, Any]:
+    return _event("Presence", {"type": "Join"})
+
+
+SessionChange = Literal["expired", "ended"]
 
 
 class WebMessagingState:
@@ -212,6 +227,9 @@ class WebMessagingState:
         self._lock = threading.Lock()
         self._deployments: dict[str, Deployment] = {}
         self._sessions: dict[tuple[str, str], _Session] = {}
+        self.agent_reply_seconds: float | None = AGENT_REPLY_SECONDS
+        # The socket server's hook: tell the guests whose session the harness expired or ended.
+        self.on_change: Callable[[str, SessionChange], None] | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -288,11 +306,19 @@ class WebMessagingState:
         with self._lock:
             for session in self._matching(token):
                 session.expired = True
+        self._changed(token, "expired")
 
     def end_conversation(self, token: str) -> None:
+        disconnect = _event("Presence", {"type": "Disconnect"})
         with self._lock:
             for session in self._matching(token):
                 session.read_only = True
+                session.messages.append(dict(disconnect))
+        self._changed(token, "ended")
+
+    def _changed(self, token: str, change: SessionChange) -> None:
+        if self.on_change is not None:
+            self.on_change(token, change)
 
     def state(self, token: str) -> str | None:
         now = time.time()
@@ -380,6 +406,7 @@ class WebMessagingServer:
         self._connections: set[_GuestConnection] = set()
         self._connections_lock = threading.Lock()
         registry, registry_lock = self._connections, self._connections_lock
+        emulator._webmessaging.on_change = self._session_changed
 
         class _Tracked(_GuestConnection):
             def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -619,8 +646,56 @@ class WebMessagingServer:
         if session.read_only:
             return error_frame(FEATURE_UNAVAILABLE, "Session is read-only", tracing_id)
         body = {"text": text, "type": "Text", "direction": "Inbound", "id": str(uuid.uuid4())}
-        self._emulator._webmessaging.add_message(session.id, body)
+        state = self._emulator._webmessaging
+        state.add_message(session.id, body)
+        if state.agent_reply_seconds is not None:
+            threading.Thread(
+                target=self._agent_reply,
+                args=(
+                    connection.deployment_id,
+                    connection.configured_token,
+                    session.id,
+                    text,
+                    state.agent_reply_seconds,
+                ),
+                name="genesys-webmessaging-agent",
+                daemon=True,
+            ).start()
         return _structured(dict(body), tracing_id)
+
+    # -- the agent and pushed events -----------------------------------------------------------------------
+
+    def _agent_reply(self, deployment_id: str, token: str | None, session_id: str, text: str, delay: float) -> None:
+        stopping = self._emulator._stopping
+        if stopping.wait(delay / 2):
+            return
+        self._push(token, deployment_id, _structured(_event("Typing", {"type": "On", "duration": 5000})))
+        if stopping.wait(delay / 2) or self._emulator._webmessaging.history(session_id) is None:
+            return  # stopping, or the session expired meanwhile
+        reply = {"text": f"Thanks! You wrote: {text}", "type": "Text", "direction": "Outbound", "id": str(uuid.uuid4())}
+        self._emulator._webmessaging.add_message(session_id, reply)
+        self._push(token, deployment_id, _structured(dict(reply)))
+
+    def _session_changed(self, token: str, change: SessionChange) -> None:
+        if change == "expired":
+            frame = {"type": "message", "class": "SessionExpiredEvent", "code": 200, "body": {}}
+        else:
+            frame = _structured(_event("Presence", {"type": "Disconnect"}))
+        self._push(token, None, frame)
+
+    def _push(self, token: str | None, deployment_id: str | None, frame: dict[str, Any]) -> None:
+        """Send an unsolicited frame to every socket configured with ``token`` (on ``deployment_id``)."""
+        with self._connections_lock:
+            targets = [
+                c
+                for c in self._connections
+                if token is not None
+                and c.configured_token == token
+                and deployment_id in (None, c.deployment_id)
+                and c.protocol.state is State.OPEN
+            ]
+        for connection in targets:
+            self._send(connection, frame)
 
     # -- output ------------------------------------------------------------------------------------------
 

@@ -51,7 +51,11 @@ export interface GuestTokenClientOptions {
   refreshMarginSeconds?: number;
   /** Stop refreshing once the page has been hidden this long; resume when it is visible. Default 300. */
   hiddenPauseSeconds?: number;
-  /** Tries again after network errors, 429 and 5xx at most this many times in a row. Default 5. */
+  /**
+   * Tries again after network errors, 429 and 5xx with a growing backoff (or the answer's `Retry-After`) this
+   * many times in a row, then every 150-300 s; and at once when the page goes back online, is shown again from
+   * the back-forward cache or becomes visible. Default 5.
+   */
   maxRetries?: number;
 }
 
@@ -68,8 +72,32 @@ export declare class GuestTokenError extends Error {
   readonly details: ReadonlyArray<{ field: string; issue: string }>;
   /** The answer's `Retry-After`, in seconds. */
   readonly retryAfter: number | null;
-  /** Seconds until the client tries again by itself; null: it will not (4xx, or retries used up). */
+  /** Seconds until the client tries again by itself; null: it will not (a 4xx other than 429). */
   readonly retryInSeconds: number | null;
+}
+
+/** An EventTarget whose events named in `M` come typed (both modules' clients are ones). */
+export interface TypedEventTarget<M> extends EventTarget {
+  addEventListener<K extends keyof M & string>(
+    type: K,
+    listener: (this: this, event: M[K]) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  removeEventListener<K extends keyof M & string>(
+    type: K,
+    listener: (this: this, event: M[K]) => void,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
 }
 
 export interface GuestTokenClientEventMap {
@@ -77,7 +105,7 @@ export interface GuestTokenClientEventMap {
   tokenerror: CustomEvent<GuestTokenError>;
 }
 
-export interface GuestTokenClient extends EventTarget {
+export interface GuestTokenClient extends TypedEventTarget<GuestTokenClientEventMap> {
   /** The stored id of a returning visitor, or the service's once it has answered; else null. */
   readonly guestId: string | null;
   /** The latest token while it has not expired; else null. */
@@ -86,30 +114,13 @@ export interface GuestTokenClient extends EventTarget {
   start(): this;
   /** Requests a new token now (starting the client if it is not running). */
   refresh(): void;
-  /** Forgets the guest (and its token) and, when running, requests a token for a new guest. */
+  /**
+   * Forgets the guest (and its token) and, when running, requests a token for a new guest. The client does
+   * this by itself when the service refuses the stored guest id (422 on `guestId`).
+   */
   reset(): void;
   /** Stops refreshing, cancels a request under way and detaches from the page. */
   stop(): void;
-  addEventListener<K extends keyof GuestTokenClientEventMap>(
-    type: K,
-    listener: (this: GuestTokenClient, event: GuestTokenClientEventMap[K]) => void,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  removeEventListener<K extends keyof GuestTokenClientEventMap>(
-    type: K,
-    listener: (this: GuestTokenClient, event: GuestTokenClientEventMap[K]) => void,
-    options?: boolean | EventListenerOptions,
-  ): void;
-  removeEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | EventListenerOptions,
-  ): void;
 }
 
 /** The `localStorage` key of the guest's id. */

@@ -10,6 +10,7 @@ export const GUEST_ID_STORAGE_KEY = 'genesys-guest-token:guest-id';
 const GUEST_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const BACKOFF_FIRST_SECONDS = 1;
 const BACKOFF_MAX_SECONDS = 60;
+const SLOW_RETRY_SECONDS = 300; // after maxRetries: an outage must not leave open chats dead until a reload
 const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout's ceiling
 
 /** A failed token request: the service's error `code`, or `network_error` / `invalid_response`. */
@@ -58,6 +59,7 @@ class GuestTokenClient extends EventTarget {
   #started = false;
   #paused = false;
   #failures = 0;
+  #waiting = false; // a transient failure is being retried
   #timer;
   #hiddenTimer;
   #request = null;
@@ -98,6 +100,8 @@ class GuestTokenClient extends EventTarget {
         document.addEventListener('visibilitychange', this.#onVisibilityChange);
         this.#onVisibilityChange(); // started in a background tab: the pause countdown starts now
       }
+      globalThis.addEventListener?.('online', this.#recheck);
+      globalThis.addEventListener?.('pageshow', this.#recheck);
       this.#fetchToken();
     }
     return this;
@@ -112,10 +116,14 @@ class GuestTokenClient extends EventTarget {
 
   /** Forgets the guest (and its token) and, when running, requests a token for a new guest. */
   reset() {
+    this.#forget();
+    if (this.#started) this.refresh();
+  }
+
+  #forget() {
     this.#guestId = null;
     this.#current = null;
     attempt(() => this.#storage?.removeItem(this.#storageKey));
-    if (this.#started) this.refresh();
   }
 
   /** Stops refreshing, cancels a request under way and detaches from the page. */
@@ -126,7 +134,17 @@ class GuestTokenClient extends EventTarget {
     this.#request?.abort();
     this.#request = null;
     globalThis.document?.removeEventListener('visibilitychange', this.#onVisibilityChange);
+    globalThis.removeEventListener?.('online', this.#recheck);
+    globalThis.removeEventListener?.('pageshow', this.#recheck);
   }
+
+  // Back online, back from the bfcache or visible again: retry now what was failing or has expired meanwhile.
+  #recheck = () => {
+    if (this.#started && !this.#paused && !this.#request && (this.#waiting || (this.#current && !this.current))) {
+      this.#failures = 0;
+      this.#fetchToken();
+    }
+  };
 
   #onVisibilityChange = () => {
     clearTimeout(this.#hiddenTimer);
@@ -140,6 +158,8 @@ class GuestTokenClient extends EventTarget {
       this.#paused = false;
       this.#failures = 0;
       this.#scheduleRefresh();
+    } else {
+      this.#recheck();
     }
   };
 
@@ -165,6 +185,7 @@ class GuestTokenClient extends EventTarget {
     clearTimeout(this.#timer);
     this.#request?.abort(); // a reset() must not get the previous guest's token
     const request = (this.#request = new AbortController());
+    const sentGuestId = this.#guestId;
     let token;
     try {
       const response = await fetch(this.#endpoint, {
@@ -179,6 +200,11 @@ class GuestTokenClient extends EventTarget {
     } catch (error) {
       if (request.signal.aborted) return; // superseded by a newer request, reset() or stop()
       this.#request = null;
+      if (sentGuestId && error.status === 422 && error.details?.some((detail) => detail.field === 'guestId')) {
+        // A stored id the service refuses would be refused forever: begin a new guest instead.
+        this.#forget();
+        return this.#fetchToken();
+      }
       return this.#fail(
         error instanceof GuestTokenError
           ? error
@@ -192,6 +218,7 @@ class GuestTokenClient extends EventTarget {
     if (request.signal.aborted) return;
     this.#request = null;
     this.#failures = 0;
+    this.#waiting = false;
     this.#current = token;
     this.#guestId = token.guestId;
     attempt(() => this.#storage?.setItem(this.#storageKey, token.guestId)); // only the id, never the token
@@ -201,10 +228,14 @@ class GuestTokenClient extends EventTarget {
 
   #fail(error) {
     // Only what may pass by itself is retried: no answer, 429 and 5xx. A 4xx will not change on its own.
-    const transient = error.status === null || error.status === 429 || error.status >= 500;
-    if (transient && this.#failures < this.#maxRetries) {
+    // After maxRetries in a row it slows down instead of giving up; online, pageshow and visible retry at once.
+    this.#waiting = error.status === null || error.status === 429 || error.status >= 500;
+    if (this.#waiting) {
       this.#failures += 1;
-      const backoff = Math.min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** (this.#failures - 1));
+      const backoff =
+        this.#failures > this.#maxRetries
+          ? SLOW_RETRY_SECONDS
+          : Math.min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** (this.#failures - 1));
       error.retryInSeconds = error.retryAfter ?? backoff * (0.5 + Math.random() / 2);
       this.#later(error.retryInSeconds * 1000);
     }

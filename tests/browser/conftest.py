@@ -78,10 +78,11 @@ def stack() -> Iterator[LocalStack]:
 
 
 @contextmanager
-def local_stack(source: str | None) -> Iterator[LocalStack]:
+def local_stack(source: str | None, *args: str) -> Iterator[LocalStack]:
     """`make run` (devtools.run_local) with every port free, the WebSocket one included, so that it never
-    collides with a `make run` already serving; ``source`` None leaves GUEST_TOKEN_SOURCE to its default."""
-    command = [sys.executable, "-m", "devtools.run_local"]
+    collides with a `make run` already serving; ``source`` None leaves GUEST_TOKEN_SOURCE to its default;
+    ``args`` go to run_local."""
+    command = [sys.executable, "-m", "devtools.run_local", *args]
     for option in (
         "--port",
         "--genesys-port",
@@ -170,6 +171,8 @@ class Widget:
     page_errors: list[str] = field(default_factory=list)
     sent: list[dict[str, Any]] = field(default_factory=list)  # bodies POSTed to the endpoint
     tokens: list[dict[str, Any]] = field(default_factory=list)  # the 200 answers' bodies
+    urls: list[str] = field(default_factory=list)  # every URL the page requested (WebSockets included)
+    history_auth: list[str] = field(default_factory=list)  # the Authorization of each history call
     _answers: int = 0  # 200 answers seen; their bodies are read asynchronously
 
     def open(self, url: str, **query: str) -> None:
@@ -206,6 +209,9 @@ class Widget:
         self.console.append(" ".join([message.type, message.text, *values]))
 
     def _on_request(self, request: Request) -> None:
+        self.urls.append(request.url)
+        if "/api/v2/webmessaging/messages" in request.url:
+            self.history_auth.append(request.headers.get("authorization", ""))
         if request.url == self.endpoint and request.method == "POST":
             self.sent.append(request.post_data_json)
 
@@ -220,8 +226,9 @@ class Widget:
         return sent | {answer["guestId"] for answer in self.tokens}
 
     def assert_no_token_leaked(self) -> None:
-        """No token the page received is in the console or in its storage (local, session, cookies); nor is
-        any guest id, except the client's own entry in localStorage, which holds the id and nothing else."""
+        """No token the page received is in the console, its storage (local, session, cookies) or a URL (the
+        page's, or any it requested); nor is any guest id (with `webmessaging`, the session token), except
+        in the client's own entry in localStorage, which holds the id and nothing else."""
         local, session, cookie = self.page.evaluate(
             """() => {
                 const read = (what) => { try { return what(); } catch { return 'blocked'; } };
@@ -238,7 +245,7 @@ class Widget:
             guest_ids = guest_ids | {stored_id}
             local = {name: value for name, value in local.items() if name != STORAGE_KEY}
         stored = json.dumps([local, session, cookie, self.page.context.cookies()])
-        written = "\n".join(self.console)
+        written = "\n".join([*self.console, self.page.url, *self.urls])
         for answer in self.tokens:
             assert answer["token"] not in written
             assert answer["token"] not in stored
@@ -260,6 +267,7 @@ def widget(browser: Browser, stack: LocalStack) -> Iterator[Widget]:
     page.on("console", widget._on_console)
     page.on("pageerror", lambda error: widget.page_errors.append(str(error)))
     page.on("request", widget._on_request)
+    page.on("websocket", lambda socket: widget.urls.append(socket.url))
     page.on("response", widget._on_response)
     yield widget
     try:

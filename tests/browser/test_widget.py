@@ -11,6 +11,7 @@ from typing import Any
 
 import jwt
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import ARTIFACTS, REPO, STORAGE_KEY, LocalStack, Widget
 
@@ -150,6 +151,68 @@ def test_a_refused_request_is_shown_with_its_code_and_not_retried(stack: LocalSt
     assert stack.guest_token_calls() == []
 
 
+def test_after_an_outage_longer_than_its_retries_it_retries_slowly_and_recovers_when_back_online(
+    stack: LocalStack, widget: Widget
+):
+    widget.page.clock.install()
+    widget.open(stack.demo)
+    widget.wait_for_tokens(1)
+    widget.page.context.set_offline(True)
+    widget.page.get_by_role("button", name="Refresh now").click()
+
+    errors = widget.page.locator('#log li[data-kind="error"][data-code="network_error"]')
+    for _ in range(30):  # the first failure and its 5 retries (maxRetries), each within 16 s
+        if errors.count() >= 6:
+            break
+        widget.page.clock.run_for("00:20")
+        widget.page.wait_for_timeout(100)  # the failed fetch settles in real time
+    retry_in = [float(entry.get_attribute("data-retry-in") or 0) for entry in errors.all()][::-1]  # oldest first
+    assert len(retry_in) == 6 and all(seconds <= 16 for seconds in retry_in[:5])
+    # Then it does not give up: it tries again every 150 to 300 s.
+    assert 150 <= retry_in[5] <= 300
+    widget.page.clock.run_for("05:00")
+    expect(errors).to_have_count(7)
+    assert 150 <= float(errors.first.get_attribute("data-retry-in") or 0) <= 300
+
+    # Back online: the page's `online` event brings a token at once, without a reload or the slow timer.
+    widget.page.context.set_offline(False)
+    widget.wait_for_tokens(2)
+    assert widget.text("status") == "Token ready"
+    assert widget.tokens[1]["guestId"] == widget.tokens[0]["guestId"]
+
+
+def test_visible_again_after_a_failure_retries_at_once(stack: LocalStack, widget: Widget):
+    widget.page.clock.install()
+    widget.open(stack.demo)
+    widget.wait_for_tokens(1)
+    stack.add_fault(status=503, times=3)  # the service's three attempts: a 503 with its Retry-After (2-30 s)
+    widget.page.get_by_role("button", name="Refresh now").click()
+    error = widget.wait_for_error("upstream_unavailable")
+    assert 2 <= float(error["retryIn"]) <= 30  # the 503's Retry-After, honoured
+
+    widget.page.evaluate(HIDE_PAGE, True)
+    widget.page.evaluate(HIDE_PAGE, False)  # the guest comes back to the tab: no need to wait the rest out
+    widget.wait_for_tokens(2)
+    assert [call["status"] for call in stack.guest_token_calls()] == [200, 503, 503, 503, 200]
+
+
+def test_a_stored_guest_id_the_service_refuses_is_dropped_and_a_new_guest_begins(stack: LocalStack, widget: Widget):
+    nil = "00000000-0000-0000-0000-000000000000"  # passes the client's UUID pattern; the service refuses it
+    widget.page.add_init_script(
+        f"localStorage.getItem('{STORAGE_KEY}') ?? localStorage.setItem('{STORAGE_KEY}', '{nil}')"
+    )
+    widget.open(stack.demo)
+    widget.wait_for_tokens(1)
+
+    assert widget.sent == [{"guestId": nil}, {}]
+    new = widget.tokens[0]["guestId"]
+    assert new != nil and widget.stored_guest_id() == new
+    assert widget.text("status") == "Token ready"
+    widget.page.reload()
+    widget.wait_for_tokens(1)
+    assert widget.sent[2] == {"guestId": new}
+
+
 HIDE_PAGE = """hidden => {
     // What a background tab looks like to scripts; headless Chromium has no real background tabs.
     const state = hidden ? 'hidden' : 'visible';
@@ -199,9 +262,10 @@ def test_the_stored_guest_id_is_only_the_id(stack: LocalStack, widget: Widget):
     assert stored == {STORAGE_KEY: widget.tokens[0]["guestId"]}
 
 
-def test_the_type_declarations_cover_what_the_module_exports(stack: LocalStack, widget: Widget):
+@pytest.mark.parametrize("module", ["guest-token-client", "guest-chat"])
+def test_the_type_declarations_cover_what_the_module_exports(stack: LocalStack, widget: Widget, module: str):
     widget.open(stack.demo)
-    exported = widget.page.evaluate("async () => Object.keys(await import('/guest-token-client.js')).sort()")
-    declarations = (REPO / "widget" / "guest-token-client.d.ts").read_text()
+    exported = widget.page.evaluate("name => import(`/${name}.js`).then((m) => Object.keys(m).sort())", module)
+    declarations = (REPO / "widget" / f"{module}.d.ts").read_text()
     declared = re.findall(r"^export declare (?:class|function|const) (\w+)", declarations, re.MULTILINE)
     assert exported == sorted(declared)

@@ -48,6 +48,75 @@ def genesys() -> Iterator[GenesysEmulator]:
 @pytest.fixture(autouse=True)
 def _fresh(genesys: GenesysEmulator) -> None:
     genesys.reset()
+    # The agent's replies would interleave with the answers most tests read in order; its own tests turn it on.
+    genesys._webmessaging.agent_reply_seconds = None
+
+
+def text_of(frame: dict[str, Any]) -> tuple[str, str | None]:
+    """A structured message's direction and text, or an event's ("Event", its first event type)."""
+    body = frame["body"]
+    if body["type"] == "Event":
+        return "Event", body["events"][0]["eventType"] + ":" + body["events"][0][
+            body["events"][0]["eventType"].lower()
+        ]["type"]
+    return body["direction"], body["text"]
+
+
+def test_the_agent_types_then_replies_on_every_socket_of_the_session(http: Http, genesys: GenesysEmulator) -> None:
+    genesys._webmessaging.agent_reply_seconds = 0.4
+    with guest(genesys) as ws, guest(genesys) as other_tab:
+        configure(ws, "chatting")
+        configure(other_tab, "chatting")
+        started = time.monotonic()
+        tracing_id = send(ws, "onMessage", token="chatting", message={"type": "Text", "text": "hello"})
+        stored = receive(ws)
+        typing, reply = receive(ws), receive(ws)
+        replied_after = time.monotonic() - started
+        in_other_tab = [receive(other_tab), receive(other_tab)]
+        guest_jwt = get_jwt(ws, "chatting")["body"]["jwt"]
+
+    assert stored["tracingId"] == tracing_id and text_of(stored) == ("Inbound", "hello")
+    assert text_of(typing) == ("Event", "Typing:On") and "tracingId" not in typing
+    assert text_of(reply) == ("Outbound", "Thanks! You wrote: hello") and "tracingId" not in reply
+    assert replied_after >= 0.4
+    assert [text_of(frame) for frame in in_other_tab] == [text_of(typing), text_of(reply)]
+    entities = history(http, genesys, guest_jwt).json()["entities"]
+    assert [entity.get("text") for entity in entities] == ["Thanks! You wrote: hello", "hello", None]
+    assert entities[0]["id"] == reply["body"]["id"]
+
+
+def test_no_reply_reaches_a_session_that_expired_while_the_agent_typed(genesys: GenesysEmulator) -> None:
+    genesys._webmessaging.agent_reply_seconds = 0.4
+    with guest(genesys) as ws:
+        configure(ws, "leaving")
+        send(ws, "onMessage", token="leaving", message={"type": "Text", "text": "bye"})
+        receive(ws)
+        genesys.expire_session("leaving")
+        expired = receive(ws)
+        typing = receive(ws)
+        with pytest.raises(TimeoutError):
+            receive(ws, timeout=0.6)
+
+    assert expired == {"type": "message", "class": "SessionExpiredEvent", "code": 200, "body": {}}
+    assert text_of(typing) == ("Event", "Typing:On")
+
+
+def test_ending_the_conversation_tells_the_guest(http: Http, genesys: GenesysEmulator) -> None:
+    with guest(genesys) as ws, guest(genesys) as stranger:
+        configure(ws, "ended")
+        configure(stranger, "someone-else")
+        guest_jwt = get_jwt(ws, "ended")["body"]["jwt"]
+        genesys.end_conversation("ended")
+        disconnect = receive(ws)
+        with pytest.raises(TimeoutError):
+            receive(stranger, timeout=0.3)
+
+    assert disconnect["class"] == "StructuredMessage" and text_of(disconnect) == ("Event", "Presence:Disconnect")
+    entities = history(http, genesys, guest_jwt).json()["entities"]
+    assert [text_of({"body": entity}) for entity in entities] == [
+        ("Event", "Presence:Disconnect"),
+        ("Event", "Presence:Join"),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -224,10 +293,12 @@ def test_expired_session_answers_4006(genesys: GenesysEmulator) -> None:
     with guest(genesys) as ws:
         configure(ws, "soon-expired")
         genesys.expire_session("soon-expired")
+        pushed = receive(ws)
         on_same_socket = get_jwt(ws, "soon-expired")
     with guest(genesys) as ws:
         reconfigured = configure(ws, "soon-expired")
 
+    assert pushed == {"type": "message", "class": "SessionExpiredEvent", "code": 200, "body": {}}
     assert_guest_error(on_same_socket, 4006)
     assert_guest_error(reconfigured, 4006)
     assert genesys.session_state("soon-expired") == "expired"
@@ -242,6 +313,7 @@ def test_read_only_session_then_start_new(http: Http, genesys: GenesysEmulator) 
         send(ws, "onMessage", token="ending", message={"type": "Text", "text": "hello"})
         receive(ws)
         genesys.end_conversation("ending")
+        assert text_of(receive(ws)) == ("Event", "Presence:Disconnect")
         read_only = configure(ws, "ending")
         still_read_only = configure(ws, "ending")
         refused_message = send(ws, "onMessage", token="ending", message={"type": "Text", "text": "anyone?"})

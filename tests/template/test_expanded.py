@@ -361,3 +361,24 @@ def test_the_webmessaging_source_is_the_default_and_cannot_deploy_without_a_depl
     assert variables["GENESYS_DEPLOYMENT_ID"] == {"Ref": "GenesysDeploymentId"}
     assert variables["GENESYS_WEBMESSAGING_BASE_URL"] == {"Ref": "GenesysWebMessagingBaseUrl"}
     assert variables["DEPLOYMENT_CACHE_SECONDS"] == {"Ref": "DeploymentCacheSeconds"}
+
+
+def test_api_gateways_own_refusals_are_readable_by_the_calling_page(api):
+    # Without CORS headers a browser script sees API Gateway's 429 (or 400) as a network error and cannot wait.
+    responses = api["x-amazon-apigateway-gateway-responses"]
+    assert set(responses) == {
+        "BAD_REQUEST_BODY",
+        "THROTTLED",
+        "MISSING_AUTHENTICATION_TOKEN",
+        "DEFAULT_4XX",
+        "DEFAULT_5XX",
+    }
+    for name, response in responses.items():
+        headers = response["responseParameters"]
+        assert headers["gatewayresponse.header.Access-Control-Allow-Origin"] == "method.request.header.origin", name
+        assert headers["gatewayresponse.header.Vary"] == "'Origin'", name
+        assert headers["gatewayresponse.header.Access-Control-Expose-Headers"] == "'Retry-After'", name
+        # Never '*' with credentials, and nothing that would let a page send cookies: the body holds no token.
+        assert not any("credentials" in header.lower() for header in headers), name
+    assert responses["THROTTLED"]["responseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
+    assert responses["THROTTLED"]["statusCode"] == "429"

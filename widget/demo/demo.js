@@ -1,22 +1,25 @@
-// The demo page: a stand-in chat widget that shows what the client hands it. Like a real widget it never
-// prints the token: only its length. Query parameters: endpoint; with the service's rest source also duration
-// and scopes (comma-separated), which the default webmessaging source refuses with 422.
+// The demo page: a chat widget on the two modules, showing the conversation and what the token client hands
+// it. Like a real widget it never prints the token (only its length) nor the session token. Query parameters:
+// endpoint; with the service's rest source (no chat then) also duration and scopes (comma-separated), which
+// the default webmessaging source refuses with 422.
+import { createGuestChat } from '../guest-chat.js';
 import { createGuestTokenClient } from '../guest-token-client.js';
 
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
 
-// `make run` serves config.json with its endpoint; a page hosted elsewhere passes ?endpoint=.
-async function endpoint() {
-  if (params.get('endpoint')) return params.get('endpoint');
+// `make run` serves config.json with its endpoint and where Genesys' REST API is (for the history); a page
+// hosted elsewhere passes ?endpoint= (the REST API is then found from the WebSocket URL, as in production).
+async function config() {
   try {
-    return (await (await fetch('config.json', { cache: 'no-store' })).json()).endpoint;
+    return await (await fetch('config.json', { cache: 'no-store' })).json();
   } catch {
-    return new URL('/guest-tokens', location.origin).href;
+    return { endpoint: new URL('/guest-tokens', location.origin).href };
   }
 }
 
-const apiEndpoint = await endpoint();
+const settings = await config();
+const apiEndpoint = params.get('endpoint') ?? settings.endpoint;
 const client = createGuestTokenClient({
   endpoint: apiEndpoint,
   duration: params.get('duration') ?? undefined,
@@ -80,13 +83,70 @@ client.addEventListener('tokenerror', ({ detail: error }) => {
   console.warn('guest-token demo:', error.code, error.message);
 });
 
+// The chat: the conversation of the session the token client holds.
+const chat = createGuestChat({ tokens: client, apiBaseUrl: settings.genesysApi });
+const CHAT_STATES = {
+  connecting: 'Connecting…',
+  open: 'Connected',
+  reconnecting: 'Reconnecting…',
+  replacing: 'Starting a new conversation…',
+  unavailable: 'No chat: the service gives no Web Messaging session (rest source)',
+  closed: 'Closed',
+};
+let typingTimer;
+
+function show(message) {
+  if (message.id && document.querySelector(`#messages li[data-id="${CSS.escape(message.id)}"]`)) return;
+  const item = document.createElement('li');
+  Object.assign(item.dataset, { from: message.from, id: message.id ?? '' });
+  item.textContent = message.text;
+  $('messages').append(item);
+  $('messages').scrollTop = $('messages').scrollHeight;
+  if (message.from === 'agent') $('typing').hidden = true;
+}
+
+chat.addEventListener('statechange', ({ detail: state }) => {
+  $('chat').dataset.state = $('chat-state').dataset.state = state;
+  $('chat-state').textContent = CHAT_STATES[state] ?? state;
+  const usable = state === 'open' || state === 'reconnecting' || state === 'replacing';
+  $('message-input').disabled = $('send').disabled = !usable;
+  log('chat', `chat ${state}`, { state });
+});
+chat.addEventListener('history', ({ detail: messages }) => {
+  $('messages').replaceChildren();
+  messages.forEach(show);
+  log('chat', `history loaded: ${messages.length} messages`, { history: messages.length });
+});
+chat.addEventListener('message', ({ detail: message }) => show(message));
+chat.addEventListener('typing', ({ detail: typing }) => {
+  log('chat', 'the agent is typing', { typing: typing.type });
+  $('typing').hidden = false;
+  clearTimeout(typingTimer);
+  typingTimer = setTimeout(() => ($('typing').hidden = true), typing.duration ?? 5000);
+});
+chat.addEventListener('presence', ({ detail: presence }) => log('chat', `presence: ${presence.type}`));
+chat.addEventListener('chaterror', ({ detail: error }) => {
+  const retry = error.retryInSeconds === null ? 'Not retrying.' : `Retrying in ${error.retryInSeconds.toFixed(1)} s.`;
+  log('error', `chat ${error.code}: ${retry}`, { code: String(error.code), retryIn: error.retryInSeconds ?? '' });
+  console.warn('guest chat demo:', error.code, error.message);
+});
+$('composer').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const text = $('message-input').value.trim();
+  if (!text) return;
+  $('message-input').value = '';
+  chat.send(text).catch(() => {}); // the failure is shown by the chaterror listener
+});
+
 $('origin').textContent = location.origin;
 $('endpoint').textContent = String(new URL(apiEndpoint, location.href));
 $('guest-id').textContent = client.guestId ?? '— (a new guest)';
 $('refresh').addEventListener('click', () => client.refresh());
 $('reset').addEventListener('click', () => {
   log('reset', 'new guest requested');
+  $('messages').replaceChildren();
   client.reset();
 });
 setInterval(countdown, 250);
+chat.start();
 client.start();

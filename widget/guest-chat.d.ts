@@ -1,0 +1,81 @@
+// Types for guest-chat.js: a guest's chat over the Web Messaging Guest API, on a guest-token client's session.
+
+import type { GuestTokenClient, TypedEventTarget } from "./guest-token-client.js";
+
+/** A text in the conversation. */
+export interface ChatMessage {
+  /** Genesys' message id (the same in the live event and in the history). */
+  readonly id: string;
+  readonly text: string;
+  /** `guest`: sent by this guest (Genesys' `Inbound`); `agent`: sent to the guest (`Outbound`). */
+  readonly from: "guest" | "agent";
+  /** When Genesys says it was sent, if it says. */
+  readonly time: Date | null;
+  /** From `loadHistory()` (or the `history` event), not a live event. */
+  readonly fromHistory: boolean;
+}
+
+export interface GuestChatOptions {
+  /**
+   * The guest-token client of the service's `webmessaging` source, started or not (the chat does not start
+   * it). Its token gives the WebSocket URL, the deployment, the session token (`guestId`) and the JWT.
+   */
+  tokens: GuestTokenClient;
+  /**
+   * Where Genesys' REST API is, for the history call (`GET api/v2/webmessaging/messages` under it). Default:
+   * from the token's `webSocketUrl`, `wss://webmessaging.<region>` giving `https://api.<region>/`.
+   */
+  apiBaseUrl?: string | URL;
+  /** Sends Genesys' keep-alive (`echo`) this often; an echo unanswered by the next one reconnects. Default 60. */
+  keepAliveSeconds?: number;
+  /** How many of the newest messages `loadHistory()` asks for. Default 25. */
+  historyPageSize?: number;
+}
+
+/** `idle`: no token yet (or not started); `unavailable`: the token has no Web Messaging session (`rest` source). */
+export type GuestChatState = "idle" | "connecting" | "open" | "reconnecting" | "replacing" | "unavailable" | "closed";
+
+/** A Guest API failure. */
+export declare class GuestChatError extends Error {
+  readonly name: "GuestChatError";
+  /**
+   * Genesys' code: 4000 (refused, e.g. a read-only session), 4006 (session expired), 4007 (session not
+   * found), 4020 (missing parameter), 4029 (too many requests: waited out and sent again), 5000; or
+   * `connection_lost`, `closed` or `http_<status>` (the history call).
+   */
+  readonly code: number | string;
+  /** HTTP status of the history call, else null. */
+  readonly status: number | null;
+  /** Seconds Genesys asked to wait (4029), else null. */
+  readonly retryAfter: number | null;
+  /** Seconds until the chat tries again by itself (4029, a lost connection); null: it will not. */
+  readonly retryInSeconds: number | null;
+}
+
+export interface GuestChatEventMap {
+  /** A live text, the agent's or this guest's own (also from another tab of the same guest). */
+  message: CustomEvent<ChatMessage>;
+  /** The conversation after each (re)connection, oldest first: replaces what is shown. */
+  history: CustomEvent<ChatMessage[]>;
+  /** The agent is typing (`type` "On", `duration` in ms). */
+  typing: CustomEvent<{ type: string; duration?: number }>;
+  /** Someone joined or left; a `Disconnect` ends the conversation and the chat starts a new one. */
+  presence: CustomEvent<{ type: string }>;
+  statechange: CustomEvent<GuestChatState>;
+  chaterror: CustomEvent<GuestChatError>;
+}
+
+export interface GuestChat extends TypedEventTarget<GuestChatEventMap> {
+  readonly state: GuestChatState;
+  /** Joins the session of the token client's current (or next) token and follows its renewals. */
+  start(): this;
+  /** Sends a text; resolves with it as Genesys stored it (waits while reconnecting; 4029 is waited out). */
+  send(text: string): Promise<ChatMessage>;
+  /** The conversation so far (oldest first, texts only), through the guest REST call with the current JWT. */
+  loadHistory(): Promise<ChatMessage[]>;
+  /** Leaves: closes the socket, rejects unsent messages and stops following the token client. */
+  close(): void;
+}
+
+/** Creates a chat on a guest-token client; nothing happens until `start()`. */
+export declare function createGuestChat(options: GuestChatOptions): GuestChat;
