@@ -35,9 +35,11 @@ import boto3  # noqa: E402
 from guest_token import app as app_module  # noqa: E402
 from guest_token import credentials, genesys, oauth, observability, settings, sources, token_events, verify  # noqa: E402
 from moto import mock_aws  # noqa: E402
+from moto.server import ThreadedMotoServer  # noqa: E402
 
 from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, GenesysEmulator  # noqa: E402
 from devtools.local_api import LocalContext, build_event  # noqa: E402
+from devtools.net import free_port  # noqa: E402
 
 SECRET_ID = "genesys-guest-token/test"
 ORIGIN = "https://chat.example.com"
@@ -79,6 +81,19 @@ def secrets_manager() -> Iterator[Any]:
             Name=SECRET_ID, SecretString=json.dumps({"clientId": DEMO_CLIENT_ID, "clientSecret": DEMO_CLIENT_SECRET})
         )
         yield client
+
+
+@pytest.fixture(scope="session")
+def secrets_manager_server() -> Iterator[str]:
+    """moto's Secrets Manager as a server on loopback, holding the demo secret: for handlers in other processes."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{server._port}"
+    boto3.client("secretsmanager", endpoint_url=url, region_name="us-east-1").create_secret(
+        Name=SECRET_ID, SecretString=json.dumps({"clientId": DEMO_CLIENT_ID, "clientSecret": DEMO_CLIENT_SECRET})
+    )
+    yield url
+    server.stop()
 
 
 @pytest.fixture

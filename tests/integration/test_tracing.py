@@ -14,16 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
-from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
-from devtools.net import free_port
-from tests.conftest import ORIGIN
+from devtools.genesys_emulator import DEMO_CLIENT_SECRET
+from tests.conftest import ORIGIN, SECRET_ID
 
 REPO = Path(__file__).resolve().parents[2]
-SECRET_ID = "genesys-guest-token/tracing"
 TRACE_ID = "1-6745c0de-0123456789abcdef01234567"
 # One cold invocation, as Lambda would run it; the answer and the modules loaded go to the file in argv[2].
 INVOKE = """
@@ -37,18 +33,6 @@ loaded = sorted({name.split(".")[0] for name in sys.modules} & {"aws_xray_sdk", 
 with open(sys.argv[2], "w") as out:
     json.dump({"result": result, "loaded": loaded}, out)
 """
-
-
-@pytest.fixture(scope="module")
-def secrets_manager_server() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{server._port}"
-    boto3.client("secretsmanager", endpoint_url=url, region_name="us-east-1").create_secret(
-        Name=SECRET_ID, SecretString=json.dumps({"clientId": DEMO_CLIENT_ID, "clientSecret": DEMO_CLIENT_SECRET})
-    )
-    yield url
-    server.stop()
 
 
 @pytest.fixture
