@@ -33,7 +33,8 @@ from devtools.local_api import LocalContext, build_event
 from guest_token.app import lambda_handler
 
 hooks, copies, out = sys.argv[1] == "hooks", int(sys.argv[2]), sys.argv[3]
-event = build_event("POST", "/guest-tokens", headers={"Origin": sys.argv[5], "Content-Type": "application/json"}, body="{}")
+headers = {"Origin": sys.argv[5], "Content-Type": "application/json"}
+event = build_event("POST", "/guest-tokens", headers=headers, body="{}")
 primed = lambda_handler(event, LocalContext())["statusCode"]
 if hooks:
     lambda_runtime_hooks_runner.run_before_snapshot()
@@ -73,9 +74,9 @@ def snapshot_and_restore(tmp_path: Path, emulator: Any, secrets_url: str, *, hoo
         "POWERTOOLS_TRACE_DISABLED": "true",
     }
     out = tmp_path / "copies.json"
+    extra = [str(LAMBDA_RUNTIME), ORIGIN]
     process = subprocess.run(
-        [sys.executable, "-c", SNAPSHOT_AND_RESTORE, "hooks" if hooks else "none", str(COPIES), str(out)]
-        + [str(LAMBDA_RUNTIME), ORIGIN],
+        [sys.executable, "-c", SNAPSHOT_AND_RESTORE, "hooks" if hooks else "none", str(COPIES), str(out), *extra],
         env=env,
         cwd=tmp_path,
         capture_output=True,

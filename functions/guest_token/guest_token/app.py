@@ -22,7 +22,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from . import observability, snapstart, sources, token_events
+from . import observability, snapstart, sources, token_events  # noqa: F401  (snapstart registers its hooks)
 from .budget import Deadline, DeadlineExceeded
 from .errors import (
     ConfigurationError,
