@@ -483,7 +483,14 @@ def report_warm(result: dict[str, Any], results: Results, variant: Warm, *, coun
         " / ".join(f"{key} {own[key] / bare[key]:.1f}x" for key in ("p50", "p95", "p99")),
     )
     results.add(f"Warm, {label}: whole invocation incl. upstream", triple(total))
-    results.add(f"Warm, {label}: upstream round trip (genesys_call latencyMs)", triple(upstream))
+    results.add(f"Warm, {label}: upstream round trip (logged latencyMs of each attempt)", triple(upstream))
+    if result["logLines"] is not None:
+        lines, written = result["logLines"], result["logBytes"]
+        results.add(
+            f"Warm, {label}: log lines and bytes per token (audit lines and EMF)",
+            f"{lines['p50']:.0f} lines (max {lines['max']:.0f}), {written['p50']:.0f} bytes (max {written['max']:.0f})",
+            "<= 2 lines; bytes half of 4 lines / about 2.5 KB",
+        )
     session = result["calls"].get(WEBMESSAGING)
     if session is not None:
         first = result["firstCalls"].get(WEBMESSAGING, 0.0)

@@ -66,6 +66,18 @@ class Answer:
         """The log lines of one audit event, in order."""
         return [line for line in self.logs if line.get("event") == name]
 
+    def attempts(self) -> dict[str, list[int]]:
+        """The attempt numbers made at each Genesys call: a retry or a failure has a genesys_call line of its
+        own; a first attempt that succeeded is an entry of the outcome line's ``calls``."""
+        found: dict[str, list[int]] = {}
+        for line in self.logs:
+            if line.get("event") == "genesys_call":
+                found.setdefault(line["call"], []).append(line["attempt"])
+            elif line.get("event") in ("token_issued", "token_failed"):
+                for call in line.get("calls", []):
+                    found.setdefault(call["call"], []).insert(0, 1)
+        return found
+
 
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[GenesysEmulator]:
