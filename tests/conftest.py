@@ -9,10 +9,13 @@ import io
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,6 +44,7 @@ from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Genesy
 from devtools.local_api import LocalContext, build_event  # noqa: E402
 from devtools.net import free_port  # noqa: E402
 
+REPO = Path(__file__).resolve().parents[1]
 SECRET_ID = "genesys-guest-token/test"
 ORIGIN = "https://chat.example.com"
 SCOPES_DEFAULT = ["webmessaging:guest:send", "webmessaging:guest:receive"]
@@ -106,6 +110,42 @@ def secrets_manager_server() -> Iterator[str]:
     )
     yield url
     server.stop()
+
+
+def handler_process_env(emulator: GenesysEmulator, secrets_url: str) -> dict[str, str]:
+    """The environment of a handler in a process of its own (rest source, tracing off): this process's, without
+    its AWS endpoints and trace headers, pointed at the emulator and moto's server; tests add what they vary."""
+    inherited = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AWS_ENDPOINT", "_X_AMZN", "POWERTOOLS_TRACE"))
+    }
+    return {
+        **inherited,
+        "PYTHONPATH": os.pathsep.join([str(REPO / "functions" / "guest_token"), str(REPO)]),
+        "GENESYS_CREDENTIALS_SECRET_ID": SECRET_ID,
+        "GUEST_TOKEN_SOURCE": "rest",
+        "GENESYS_OAUTH_BASE_URL": emulator.base_url,
+        "GENESYS_API_BASE_URL": emulator.base_url,
+        "ALLOWED_ORIGINS": ORIGIN,
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_url,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+
+
+def run_python(script: str, args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``script`` in a fresh interpreter; fails the test with its stderr if it fails."""
+    process = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert process.returncode == 0, process.stderr
+    return process
 
 
 @pytest.fixture

@@ -10,18 +10,14 @@ request. The emulator counts the OAuth calls and sees which access token each gu
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from devtools.genesys_emulator import ROUTE_GUEST_TOKEN, ROUTE_OAUTH
-from tests.conftest import ORIGIN, SECRET_ID
+from tests.conftest import ORIGIN, REPO, handler_process_env, run_python
 
-REPO = Path(__file__).resolve().parents[2]
 LAMBDA_RUNTIME = REPO / ".venv" / "lambda-runtime"
 COPIES = 3
 
@@ -62,29 +58,9 @@ with open(out, "w") as file:
 def snapshot_and_restore(tmp_path: Path, emulator: Any, secrets_url: str, *, hooks: bool) -> dict[str, Any]:
     if not (LAMBDA_RUNTIME / "awslambdaric").is_dir():
         pytest.fail(f"{LAMBDA_RUNTIME} is missing: run `make test`, which installs it")
-    env = {
-        **{key: value for key, value in os.environ.items() if not key.startswith(("AWS_ENDPOINT", "_X_AMZN"))},
-        "PYTHONPATH": os.pathsep.join([str(REPO / "functions" / "guest_token"), str(REPO)]),
-        "GENESYS_CREDENTIALS_SECRET_ID": SECRET_ID,
-        "GUEST_TOKEN_SOURCE": "rest",
-        "GENESYS_OAUTH_BASE_URL": emulator.base_url,
-        "GENESYS_API_BASE_URL": emulator.base_url,
-        "ALLOWED_ORIGINS": ORIGIN,
-        "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_url,
-        "POWERTOOLS_TRACE_DISABLED": "true",
-    }
     out = tmp_path / "copies.json"
-    extra = [str(LAMBDA_RUNTIME), ORIGIN]
-    process = subprocess.run(
-        [sys.executable, "-c", SNAPSHOT_AND_RESTORE, "hooks" if hooks else "none", str(COPIES), str(out), *extra],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert process.returncode == 0, process.stderr
+    args = ["hooks" if hooks else "none", str(COPIES), str(out), str(LAMBDA_RUNTIME), ORIGIN]
+    run_python(SNAPSHOT_AND_RESTORE, args, handler_process_env(emulator, secrets_url), tmp_path)
     result: dict[str, Any] = json.loads(out.read_text())
     assert result["primed"] == 200
     assert [copy["status"] for copy in result["restored"]] == [200] * COPIES

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +14,8 @@ from typing import Any
 import pytest
 
 from devtools.genesys_emulator import DEMO_CLIENT_SECRET
-from tests.conftest import ORIGIN, SECRET_ID
+from tests.conftest import ORIGIN, handler_process_env, run_python
 
-REPO = Path(__file__).resolve().parents[2]
 TRACE_ID = "1-6745c0de-0123456789abcdef01234567"
 # One cold invocation, as Lambda would run it; the answer and the modules loaded go to the file in argv[2].
 INVOKE = """
@@ -58,18 +54,7 @@ def invoke_in_lambda_like_process(
     tmp_path: Path, emulator: Any, secrets_url: str, *, tracing: bool, daemon_port: str = "2000"
 ) -> dict[str, Any]:
     env = {
-        **{
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("AWS_ENDPOINT", "_X_AMZN", "POWERTOOLS_TRACE"))
-        },
-        "PYTHONPATH": os.pathsep.join([str(REPO / "functions" / "guest_token"), str(REPO)]),
-        "GENESYS_CREDENTIALS_SECRET_ID": SECRET_ID,
-        "GUEST_TOKEN_SOURCE": "rest",
-        "GENESYS_OAUTH_BASE_URL": emulator.base_url,
-        "GENESYS_API_BASE_URL": emulator.base_url,
-        "ALLOWED_ORIGINS": ORIGIN,
-        "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_url,
+        **handler_process_env(emulator, secrets_url),
         # Not POWERTOOLS_TRACER_CAPTURE_RESPONSE, which the template also sets: the code alone must keep the
         # token out of traces.
         "POWERTOOLS_TRACE_DISABLED": "false" if tracing else "true",
@@ -81,16 +66,7 @@ def invoke_in_lambda_like_process(
         "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
     }
     out = tmp_path / "answer.json"
-    process = subprocess.run(
-        [sys.executable, "-c", INVOKE, ORIGIN, str(out)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert process.returncode == 0, process.stderr
+    process = run_python(INVOKE, [ORIGIN, str(out)], env, tmp_path)
     return {**json.loads(out.read_text()), "output": process.stdout + process.stderr}
 
 
