@@ -57,7 +57,11 @@ def main() -> int:
         statuses[status] += 1
         if status == 429:
             limited = True
-            retry_after.append(int(answer["headers"]["Retry-After"]))  # type: ignore[index]
+            # Powertools' REST resolver answers with multiValueHeaders.
+            headers = answer.get("headers") or {}
+            multi = answer.get("multiValueHeaders") or {}
+            wait = headers.get("Retry-After") or multi["Retry-After"][0]  # type: ignore[attr-defined,index]
+            retry_after.append(int(wait))
         elif status == 200 and limited:
             recovered = True
 
