@@ -99,9 +99,10 @@ def secrets_manager() -> Iterator[Any]:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def secrets_manager_server() -> Iterator[str]:
-    """moto's Secrets Manager as a server on loopback, holding the demo secret: for handlers in other processes."""
+    """moto's Secrets Manager as a server on loopback, holding the demo secret: for handlers in other processes.
+    Per module: the server keeps its state in moto's backends, which every mock_aws of other tests resets."""
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     url = f"http://127.0.0.1:{server._port}"
