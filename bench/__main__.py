@@ -11,6 +11,7 @@ Each figure is a median or percentile over repeated runs; comparisons are taken 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -68,6 +69,12 @@ WEBSOCKET_MODULES = ("websockets.sync.client", "websockets.exceptions", "websock
 # request's secret read (boto3, Powertools parameters) and OAuth call; pyjwt comes after the session.
 FIRST_REQUEST_MODULES = ("guest_token.app", "boto3", "aws_lambda_powertools.utilities.parameters")
 ARCHITECTURE = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()]
+# The fleet: warm containers (processes) against one emulator, the rest source (one API call per token with the
+# access token). Genesys allows 300 API calls per minute per access token; the limits here are that scaled down
+# (a 5 s window) so that a short run crosses them. Each invocation has 3 s to live, so a container told to wait
+# longer than that answers 429 with Retry-After.
+FLEET_LIMIT_PER_TOKEN, FLEET_LIMIT_PER_CLIENT, FLEET_LIMIT_WINDOW = 50, 20, 5.0
+FLEET_TIMEOUT_SECONDS = 3.0
 
 
 @dataclass
@@ -483,7 +490,14 @@ def report_warm(result: dict[str, Any], results: Results, variant: Warm, *, coun
         " / ".join(f"{key} {own[key] / bare[key]:.1f}x" for key in ("p50", "p95", "p99")),
     )
     results.add(f"Warm, {label}: whole invocation incl. upstream", triple(total))
-    results.add(f"Warm, {label}: upstream round trip (genesys_call latencyMs)", triple(upstream))
+    results.add(f"Warm, {label}: upstream round trip (logged latencyMs of each attempt)", triple(upstream))
+    if result["logLines"] is not None:
+        lines, written = result["logLines"], result["logBytes"]
+        results.add(
+            f"Warm, {label}: log lines and bytes per token (audit lines and EMF)",
+            f"{lines['p50']:.0f} lines (max {lines['max']:.0f}), {written['p50']:.0f} bytes (max {written['max']:.0f})",
+            "<= 2 lines; bytes half of 4 lines / about 2.5 KB",
+        )
     session = result["calls"].get(WEBMESSAGING)
     if session is not None:
         first = result["firstCalls"].get(WEBMESSAGING, 0.0)
@@ -588,6 +602,80 @@ def measure_throughput_of(wrk: str, source: str, seconds: int, connections: int,
 # ---- the stand-ins --------------------------------------------------------------------------------------
 
 
+def run_fleet(root: Path, stand_ins: StandIns, event: Path, work: Path, containers: int, seconds: int) -> list[Any]:
+    """Each container's outcome (bench/fleet.py), all started cold and then kept busy over the same seconds."""
+    env = function_env(stand_ins, [*layout(root), BENCH], root / "GuestTokenFunction", tracing=False, source=REST)
+    start = time.time() + 3.0 + 0.5 * containers  # every container has started cold before the clock
+    running = []
+    for index in range(containers):
+        result_path = work / f"fleet-{index}.json"
+        result_path.unlink(missing_ok=True)
+        command = [sys.executable, "-S", str(BENCH / "fleet.py"), str(result_path), str(event), str(start)]
+        command += [str(seconds), str(FLEET_TIMEOUT_SECONDS)]
+        process = subprocess.Popen(command, env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        running.append((result_path, process))
+    outcomes = []
+    for result_path, process in running:
+        _, stderr = process.communicate(timeout=seconds + 300)
+        if process.returncode != 0 or not result_path.exists():
+            raise SystemExit(f"fleet.py failed:\n{stderr.decode()[-3000:]}")
+        outcomes.append(json.loads(result_path.read_text()))
+    return outcomes
+
+
+def measure_fleet(
+    root: Path, stand_ins: StandIns, event: Path, work: Path, results: Results, containers: int, seconds: int
+) -> None:
+    label = f"Fleet, {containers} warm containers (processes), rest source, {seconds} s"
+    reset_emulator(stand_ins.emulator_url)
+    outcomes = run_fleet(root, stand_ins, event, work, containers, seconds)
+    counts = emulator_counts(stand_ins.emulator_url)
+    issued = sum(outcome["statuses"].get("200", 0) for outcome in outcomes)
+    results.add(
+        f"{label}: one emulator without limits",
+        f"{issued / seconds:.0f} tokens/s; OAuth fetches {counts['oauth']}, guest-token calls {counts['guest-token']}",
+        f"OAuth fetches = {containers}",
+    )
+
+    port, webmessaging_port = free_port(), free_port()
+    command = [sys.executable, "-m", "devtools.genesys_emulator", "--port", str(port)]
+    command += ["--webmessaging-port", str(webmessaging_port), "--limit-window", str(FLEET_LIMIT_WINDOW)]
+    command += [
+        "--limit-per-access-token",
+        str(FLEET_LIMIT_PER_TOKEN),
+        "--limit-per-client",
+        str(FLEET_LIMIT_PER_CLIENT),
+    ]
+    with started(command, port, "the rate-limited Genesys emulator"):
+        limited_url = f"http://{HOST}:{port}"
+        limited = dataclasses.replace(
+            stand_ins, emulator_url=limited_url, webmessaging_url=f"ws://{HOST}:{webmessaging_port}"
+        )
+        outcomes = run_fleet(root, limited, event, work, containers, seconds)
+        counts = emulator_counts(limited_url)
+    issued = sum(outcome["statuses"].get("200", 0) for outcome in outcomes)
+    refused = sum(outcome["statuses"].get("429", 0) for outcome in outcomes)
+    waits = [wait for outcome in outcomes for wait in outcome["retryAfter"]]
+    others = {
+        status: count
+        for outcome in outcomes
+        for status, count in outcome["statuses"].items()
+        if status not in ("200", "429")
+    }
+    ceiling = containers * FLEET_LIMIT_PER_TOKEN / FLEET_LIMIT_WINDOW
+    results.add(
+        f"{label}: emulator limits {FLEET_LIMIT_PER_TOKEN} API calls per access token and "
+        f"{FLEET_LIMIT_PER_CLIENT} access tokens per client, per {FLEET_LIMIT_WINDOW:g} s; "
+        f"{FLEET_TIMEOUT_SECONDS:g} s per invocation",
+        f"{issued / seconds:.0f} tokens/s (the per-token limit's ceiling: {ceiling:.0f}/s); OAuth fetches "
+        f"{counts['oauth']}; {refused} answers 429 in {sum(o['limited'] for o in outcomes)} containers"
+        + (f" (Retry-After {min(waits)}-{max(waits)} s)" if waits else "")
+        + f", {sum(o['recovered'] for o in outcomes)} of them issued tokens again"
+        + (f"; other statuses {others}" if others else ""),
+        f"OAuth fetches = {containers}; 429 with Retry-After, then tokens again",
+    )
+
+
 def reset_emulator(url: str) -> None:
     response = urllib3.request("POST", f"{url}/__emulator/reset", timeout=10.0)
     assert response.status == 204, response.status
@@ -663,6 +751,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wrk-seconds", type=int, default=5)
     parser.add_argument("--wrk-rounds", type=int, default=3)
     parser.add_argument("--wrk-connections", type=int, default=8)
+    parser.add_argument("--fleet-containers", type=int, default=8, help="warm containers in the fleet (>= 8)")
+    parser.add_argument("--fleet-seconds", type=int, default=10, help="seconds each fleet phase runs")
     parser.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
     args = parser.parse_args(argv)
     if not (LAMBDA_RUNTIME / "boto3").is_dir():
@@ -746,6 +836,9 @@ def main(argv: list[str] | None = None) -> int:
             report_per_token(warm, results)
             for variant, result in warm.items():
                 report_warm(result, results, variant, counts=variant in {WARM_DEFAULT, WARM_REST})
+            print(f"Fleet ({args.fleet_containers} containers, {args.fleet_seconds} s per phase) ...", flush=True)
+            rest_event = event_paths[f"token-{REST}"]
+            measure_fleet(compiled, stand_ins, rest_event, work, results, args.fleet_containers, args.fleet_seconds)
         print("Throughput (wrk) ...", flush=True)
         measure_throughput(args.wrk_seconds, args.wrk_connections, args.wrk_rounds, results)
 

@@ -18,6 +18,7 @@ import secrets
 import sys
 import time
 import uuid
+from typing import Any
 
 import awslambdaric.bootstrap  # noqa: F401  (loaded by Lambda's runtime before the handler)
 
@@ -40,11 +41,19 @@ class Context:
         return max(0, int((self._ends - time.monotonic()) * 1000))
 
 
-def new_invocation(*, sampled: bool = True) -> Context:
+def new_invocation(*, sampled: bool = True, timeout_seconds: float = 10.0) -> Context:
     """What the runtime does before each invocation: a new trace header, as API Gateway passes it."""
     trace_id = f"1-{int(time.time()):08x}-{secrets.token_hex(12)}"
     os.environ["_X_AMZN_TRACE_ID"] = f"Root={trace_id};Parent={secrets.token_hex(8)};Sampled={int(sampled)}"
-    return Context()
+    return Context(timeout_seconds)
+
+
+def genesys_attempts(entry: dict[str, Any]) -> list[tuple[str, float]]:
+    """(call, latencyMs) of each Genesys attempt one log line records: a genesys_call line's own (a retry or a
+    failure), or the first attempts that succeeded, folded into a token outcome line's ``calls``."""
+    if entry.get("event") == "genesys_call":
+        return [(entry["call"], entry["latencyMs"])]
+    return [(call["call"], call["latencyMs"]) for call in entry.get("calls", ())]
 
 
 def main() -> int:

@@ -5,8 +5,10 @@ Usage: python -S bench/warm.py RESULT_JSON EVENT_JSON INVOCATIONS WARMUP [SAMPLI
 Invokes the handler INVOCATIONS times (the first one is the container's cold start) and, right after each,
 a bare Powertools APIGatewayRestResolver that only returns a constant, so both see the same machine load.
 The handler's own time is its wall time minus the upstream round trips it logged (the ``latencyMs`` of each
-``genesys_call`` line: the HTTP request to the emulator until its answer is read, or for the webmessaging
-source the whole guest session: WebSocket handshake, configureSession, getJwt and close). Each call's own
+attempt, in a ``genesys_call`` line or the outcome line's ``calls``: the HTTP request to the emulator until its
+answer is read, or for the webmessaging source the whole guest session: WebSocket handshake, configureSession,
+getJwt and close). The lines and bytes each successful invocation writes (audit lines and the EMF document on
+stdout, as CloudWatch Logs receives them) are counted too. Each call's own
 latencies are kept too, and those of the first invocation (the container's first session, which imports the
 WebSocket library). Log lines go to memory instead of stdout so they can be read; the first WARMUP
 invocations are left out of the percentiles.
@@ -18,6 +20,7 @@ default sampling rule (the first request in each second and 5 % of the others, d
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import random
@@ -26,7 +29,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from cold_start import Context, new_invocation
+from cold_start import Context, genesys_attempts, new_invocation
 
 X_RAY_DEFAULT_RATE = 0.05  # X-Ray's default rule: a reservoir of one request per second, then 5 %
 
@@ -63,6 +66,9 @@ def main() -> int:
     logs = io.StringIO()
     observability.logger.registered_handler.setStream(logs)  # type: ignore[attr-defined]
 
+    emf = io.StringIO()
+    log_lines: list[float] = []
+    log_bytes: list[float] = []
     own: list[float] = []
     total: list[float] = []
     upstream: list[float] = []
@@ -78,7 +84,8 @@ def main() -> int:
             sampled_count += 1
         context = new_invocation(sampled=sampled)
         started = time.perf_counter()
-        answer = lambda_handler(event, context)
+        with contextlib.redirect_stdout(emf):  # Powertools prints the EMF document
+            answer = lambda_handler(event, context)
         elapsed = (time.perf_counter() - started) * 1000
 
         bare_context = Context()
@@ -89,15 +96,19 @@ def main() -> int:
         statuses[answer["statusCode"]] += 1
         round_trips = 0.0
         for line in logs.getvalue().splitlines():
-            entry = json.loads(line)
-            if entry.get("event") == "genesys_call":
-                round_trips += entry["latencyMs"]
+            for call, latency in genesys_attempts(json.loads(line)):
+                round_trips += latency
                 if index == 0:
-                    first_calls[entry["call"]] = first_calls.get(entry["call"], 0.0) + entry["latencyMs"]
+                    first_calls[call] = first_calls.get(call, 0.0) + latency
                 elif index >= warmup:
-                    calls.setdefault(entry["call"], []).append(entry["latencyMs"])
-        logs.seek(0)
-        logs.truncate()
+                    calls.setdefault(call, []).append(latency)
+        written = logs.getvalue() + emf.getvalue()
+        if index >= warmup and answer["statusCode"] == 200:
+            log_lines.append(written.count("\n"))
+            log_bytes.append(len(written.encode()))
+        for buffer in (logs, emf):
+            buffer.seek(0)
+            buffer.truncate()
         if index >= warmup:
             total.append(elapsed)
             upstream.append(round_trips)
@@ -117,6 +128,8 @@ def main() -> int:
                 "bare": percentiles(baseline),
                 "calls": {call: {"count": len(values), **percentiles(values)} for call, values in calls.items()},
                 "firstCalls": first_calls,
+                "logLines": percentiles(log_lines) if log_lines else None,
+                "logBytes": percentiles(log_bytes) if log_bytes else None,
             },
             file,
         )

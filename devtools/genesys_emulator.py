@@ -24,6 +24,10 @@ Tests drive it in-process::
 
 Other processes (``make run``, browser tests) drive it over HTTP under ``/__emulator/`` and start it with
 ``python -m devtools.genesys_emulator --port 8080``.
+
+Genesys' rate limits can be switched on (off by default): API requests per access token, and access tokens
+issued per OAuth client, each counted in a fixed window (``RateLimits``, ``set_rate_limits`` or the
+``--limit-*`` options). Over a limit the answer is ``429`` with ``Retry-After``, the seconds left in the window.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import dataclasses
 import hashlib
 import ipaddress
 import json
+import math
 import secrets
 import select
 import signal
@@ -348,6 +353,12 @@ def _genesys_error(status: int, message: str | None = None) -> _Response:
     return response
 
 
+def _rate_limited(retry_after: int) -> _Response:
+    response = _genesys_error(429)
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
 def _oauth_error(status: int, error: str, description: str) -> _Response:
     return _json(status, {"error": error, "description": description, "error_description": description})
 
@@ -443,6 +454,24 @@ def _loopback_ip(host: str) -> str:
     return str(ip)
 
 
+@dataclass(frozen=True)
+class RateLimits:
+    """Genesys-like limits, each off when None: API requests (deployment lookup, guest-token) per access token,
+    and access tokens issued per OAuth client, counted in fixed windows of ``window_seconds`` (Genesys: 300
+    requests per minute per token; token creations per client are limited too)."""
+
+    per_access_token: int | None = None
+    per_client: int | None = None
+    window_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        for limit in (self.per_access_token, self.per_client):
+            if limit is not None and not (_is_int(limit) and limit >= 1):
+                raise ValueError(f"a rate limit must be a whole number >= 1, not {limit!r}")
+        if not self.window_seconds > 0:
+            raise ValueError(f"window_seconds must be > 0, not {self.window_seconds!r}")
+
+
 class GenesysEmulator:
     """A Genesys Cloud stand-in: the HTTP routes on one loopback port, the Guest API WebSocket on another.
 
@@ -460,6 +489,7 @@ class GenesysEmulator:
         verbose: bool = False,
         webmessaging_port: int = 0,
         jwt_lifetime: int = 900,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         bind_ip = _loopback_ip(host)
         _check_ttl(access_token_ttl)
@@ -479,6 +509,9 @@ class GenesysEmulator:
         self._faults: dict[str, deque[Fault]] = {route: deque() for route in ROUTES}
         self._counts: dict[str, int] = dict.fromkeys((*ROUTES, UNKNOWN_ROUTE), 0)
         self._requests: list[RecordedRequest] = []
+        self._rate_limits = rate_limits or RateLimits()
+        self._windows: dict[str, tuple[float, int]] = {}  # "token:…" or "client:…" -> (window start, count)
+        self._rate_limited = 0
 
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._rogue_key: rsa.RSAPrivateKey | None = None  # made on first bad_signature fault
@@ -568,6 +601,35 @@ class GenesysEmulator:
         with self._lock:
             self._clients[client_id] = client_secret
 
+    def set_rate_limits(self, limits: RateLimits) -> None:
+        """Genesys' rate limits from now on, with fresh windows (``RateLimits()`` switches them off)."""
+        with self._lock:
+            self._rate_limits = limits
+            self._windows.clear()
+
+    @property
+    def rate_limited(self) -> int:
+        """Requests answered 429 because of a rate limit (not a fault) since the last reset."""
+        with self._lock:
+            return self._rate_limited
+
+    def _over_limit(self, kind: str, key: str) -> int | None:
+        """Count one request against ``kind``'s limit for ``key``; the Retry-After seconds when over it."""
+        with self._lock:
+            limit = getattr(self._rate_limits, kind)
+            if limit is None:
+                return None
+            window = self._rate_limits.window_seconds
+            now = time.monotonic()
+            started, count = self._windows.get(f"{kind}:{key}", (now, 0))
+            if now - started >= window:
+                started, count = now, 0
+            self._windows[f"{kind}:{key}"] = (started, count + 1)
+            if count < limit:
+                return None
+            self._rate_limited += 1
+            return max(1, math.ceil(started + window - now))
+
     def revoke_access_tokens(self) -> None:
         """Invalidate every access token issued so far; the API answers 401 to them."""
         with self._lock:
@@ -638,6 +700,8 @@ class GenesysEmulator:
                 queue.clear()
             self._revoked.clear()
             self._access_token_ttl = self._initial_access_token_ttl
+            self._windows.clear()
+            self._rate_limited = 0
 
     def public_jwks(self) -> dict[str, Any]:
         return {"keys": [dict(self._public_jwk)]}
@@ -747,9 +811,16 @@ class GenesysEmulator:
             expiry = self._access_tokens.get(token) if token is not None else None
             return expiry is not None and expiry > time.time() and token not in self._revoked
 
-    def _get_deployment(self, headers: dict[str, str], deployment_id: str) -> _Response:
+    def _refused_access_token(self, headers: dict[str, str]) -> _Response | None:
+        """401 for an unknown, expired or revoked access token; 429 over the per-token rate limit."""
         if not self._access_token_valid(headers):
             return _genesys_error(401)
+        retry_after = self._over_limit("per_access_token", str(_bearer_token(headers.get("authorization"))))
+        return _rate_limited(retry_after) if retry_after is not None else None
+
+    def _get_deployment(self, headers: dict[str, str], deployment_id: str) -> _Response:
+        if (refused := self._refused_access_token(headers)) is not None:
+            return refused
         deployment = self._webmessaging.deployment(deployment_id)
         if deployment is None:
             return _genesys_error(404, f"Deployment {deployment_id} not found.")
@@ -864,6 +935,9 @@ class GenesysEmulator:
             if grant_type:
                 description = f"grant type {grant_type!r} is not supported"
             return _oauth_error(400, "unsupported_grant_type", description)
+        assert credentials is not None  # known
+        if (retry_after := self._over_limit("per_client", credentials[0])) is not None:
+            return _rate_limited(retry_after)
 
         token = secrets.token_urlsafe(32)
         with self._lock:
@@ -871,8 +945,8 @@ class GenesysEmulator:
         return _json(200, {"access_token": token, "token_type": "bearer", "expires_in": ttl})
 
     def _issue_guest_token(self, headers: dict[str, str], body: bytes, fault: Fault) -> _Response:
-        if not self._access_token_valid(headers):
-            return _genesys_error(401)
+        if (refused := self._refused_access_token(headers)) is not None:
+            return refused
 
         request = _parse_json_object(body)
         if isinstance(request, str):
@@ -1386,6 +1460,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client-secret", help="its secret (required with --client-id)")
     parser.add_argument("--access-token-ttl", type=int, default=86400, help="access token lifetime, seconds")
     parser.add_argument("--verbose", action="store_true", help="log one line per request to stderr")
+    parser.add_argument("--limit-per-access-token", type=int, help="API requests per access token per window")
+    parser.add_argument("--limit-per-client", type=int, help="access tokens issued per OAuth client per window")
+    parser.add_argument("--limit-window", type=float, default=60.0, help="the rate limits' window, seconds")
     args = parser.parse_args(argv)
 
     if (args.client_id is None) != (args.client_secret is None):
@@ -1403,6 +1480,7 @@ def main(argv: list[str] | None = None) -> int:
             access_token_ttl=args.access_token_ttl,
             verbose=args.verbose,
             webmessaging_port=webmessaging_port,
+            rate_limits=RateLimits(args.limit_per_access_token, args.limit_per_client, args.limit_window),
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -9,10 +9,13 @@ import io
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,10 +38,13 @@ import boto3  # noqa: E402
 from guest_token import app as app_module  # noqa: E402
 from guest_token import credentials, genesys, oauth, observability, settings, sources, token_events, verify  # noqa: E402
 from moto import mock_aws  # noqa: E402
+from moto.server import ThreadedMotoServer  # noqa: E402
 
 from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, GenesysEmulator  # noqa: E402
 from devtools.local_api import LocalContext, build_event  # noqa: E402
+from devtools.net import free_port  # noqa: E402
 
+REPO = Path(__file__).resolve().parents[1]
 SECRET_ID = "genesys-guest-token/test"
 ORIGIN = "https://chat.example.com"
 SCOPES_DEFAULT = ["webmessaging:guest:send", "webmessaging:guest:receive"]
@@ -64,6 +70,18 @@ class Answer:
         """The log lines of one audit event, in order."""
         return [line for line in self.logs if line.get("event") == name]
 
+    def attempts(self) -> dict[str, list[int]]:
+        """The attempt numbers made at each Genesys call: a retry or a failure has a genesys_call line of its
+        own; a first attempt that succeeded is an entry of the outcome line's ``calls``."""
+        found: dict[str, list[int]] = {}
+        for line in self.logs:
+            if line.get("event") == "genesys_call":
+                found.setdefault(line["call"], []).append(line["attempt"])
+            elif line.get("event") in ("token_issued", "token_failed"):
+                for call in line.get("calls", []):
+                    found.setdefault(call["call"], []).insert(0, 1)
+        return found
+
 
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[GenesysEmulator]:
@@ -79,6 +97,56 @@ def secrets_manager() -> Iterator[Any]:
             Name=SECRET_ID, SecretString=json.dumps({"clientId": DEMO_CLIENT_ID, "clientSecret": DEMO_CLIENT_SECRET})
         )
         yield client
+
+
+@pytest.fixture(scope="module")
+def secrets_manager_server() -> Iterator[str]:
+    """moto's Secrets Manager as a server on loopback, holding the demo secret: for handlers in other processes.
+    Per module: the server keeps its state in moto's backends, which every mock_aws of other tests resets."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{server._port}"
+    boto3.client("secretsmanager", endpoint_url=url, region_name="us-east-1").create_secret(
+        Name=SECRET_ID, SecretString=json.dumps({"clientId": DEMO_CLIENT_ID, "clientSecret": DEMO_CLIENT_SECRET})
+    )
+    yield url
+    server.stop()
+
+
+def handler_process_env(emulator: GenesysEmulator, secrets_url: str) -> dict[str, str]:
+    """The environment of a handler in a process of its own (rest source, tracing off): this process's, without
+    its AWS endpoints and trace headers, pointed at the emulator and moto's server; tests add what they vary."""
+    inherited = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AWS_ENDPOINT", "_X_AMZN", "POWERTOOLS_TRACE"))
+    }
+    return {
+        **inherited,
+        "PYTHONPATH": os.pathsep.join([str(REPO / "functions" / "guest_token"), str(REPO)]),
+        "GENESYS_CREDENTIALS_SECRET_ID": SECRET_ID,
+        "GUEST_TOKEN_SOURCE": "rest",
+        "GENESYS_OAUTH_BASE_URL": emulator.base_url,
+        "GENESYS_API_BASE_URL": emulator.base_url,
+        "ALLOWED_ORIGINS": ORIGIN,
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_url,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+
+
+def run_python(script: str, args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``script`` in a fresh interpreter; fails the test with its stderr if it fails."""
+    process = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert process.returncode == 0, process.stderr
+    return process
 
 
 @pytest.fixture

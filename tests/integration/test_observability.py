@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 from aws_lambda_powertools.metrics.provider.cold_start import reset_cold_start_flag
 from guest_token import settings
-from guest_token.observability import guest_ref
+from guest_token.observability import UPSTREAM_LATENCY, guest_ref
 
 from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_DEPLOYMENT_ID
 from tests.conftest import ORIGIN
@@ -353,7 +353,7 @@ def test_the_readme_documents_every_metric_exactly_as_recorded(invoke, emulator,
 
 # Powertools' keys on every line, and ours on every line of a request (the README lists them all).
 COMMON_KEYS = {
-    *("level", "location", "message", "timestamp", "service", "cold_start", "function_name"),
+    *("level", "message", "timestamp", "service", "cold_start", "function_name"),
     *("function_memory_size", "function_arn", "function_request_id", "correlation_id", "guestRef", "event"),
 }
 AUDIT_ROW = re.compile(r"^\| `(\w+)` \| ([A-Z][A-Z, a-z0-9]*) \| [^|]+ \| ([^|]+) \|$", re.MULTILINE)
@@ -429,9 +429,11 @@ def test_audit_entries_follow_the_documented_schema(invoke, emulator, env, secre
             source_specific = {"newSession"} if "duration" in own else {"duration", "scopes"}
             assert own == fields - source_specific, line
         if event == "token_failed" and line["errorCode"] == "rate_limited":
-            assert own == fields - {"newSession"}
-    # Only a bug writes unhandled_error; configuration_invalid is written at import, outside any request.
-    assert seen == set(schema) - {"unhandled_error", "configuration_invalid"}
+            assert fields - {"newSession", "calls"} <= own
+    # Only a bug writes unhandled_error; configuration_invalid is written at import, outside any request; a
+    # DEBUG entry needs LogLevel DEBUG.
+    debug_only = {event for event, (levels, _) in schema.items() if levels == {"DEBUG"}}
+    assert seen == set(schema) - {"unhandled_error", "configuration_invalid"} - debug_only
 
 
 def test_one_filter_on_the_guest_reference_shows_that_guests_whole_trail(invoke, emulator):
@@ -445,15 +447,16 @@ def test_one_filter_on_the_guest_reference_shows_that_guests_whole_trail(invoke,
     trail = [line for line in lines if line.get("guestRef") == guest_ref(GUEST)]
     assert [line["event"] for line in trail] == [
         *("genesys_call", "genesys_call", "token_issued"),  # a 503, then the token
-        *("genesys_call", "token_issued"),
+        "token_issued",  # one attempt that succeeded: the token line says it all
     ]
     assert [line["origin"] for line in trail if line["event"] == "token_issued"] == [
         ORIGIN,
         "https://other.example.com",
     ]
     assert len({line["correlation_id"] for line in trail}) == 2
-    # A request's entries before its body is read do not inherit the previous request's guest.
-    assert "guestRef" not in second.events("token_request_received")[0]
+    # A request whose body cannot be read does not inherit the previous request's guest.
+    unread = invoke(raw="{")
+    assert "guestRef" not in unread.events("token_failed")[0]
 
 
 def test_every_field_the_readme_queries_name_is_in_the_logs(invoke, emulator, env, secrets_manager, event_bus):
@@ -467,3 +470,32 @@ def test_every_field_the_readme_queries_name_is_in_the_logs(invoke, emulator, en
             named |= {name.strip() for name in clause.split(",")}
         named |= set(re.findall(r"filter (\w+) =", query))
         assert {name for name in named if not name.startswith("@")} <= keys, query
+
+
+@pytest.mark.parametrize("source", ["rest", "webmessaging"])
+def test_a_warm_token_writes_two_lines_and_a_retry_adds_a_line_per_attempt(invoke, env, emulator, source):
+    if source == "webmessaging":
+        env.setenv("GUEST_TOKEN_SOURCE", "webmessaging")
+        env.setenv("GENESYS_DEPLOYMENT_ID", DEMO_DEPLOYMENT_ID)
+        env.setenv("GENESYS_WEBMESSAGING_BASE_URL", emulator.webmessaging_url)
+    call = "guest-token" if source == "rest" else "webmessaging"
+    cold = invoke({})
+    assert {entry["call"] for entry in cold.events("token_issued")[0]["calls"]} >= {"oauth", call}
+
+    warm = invoke({})
+    # One audit line and one EMF document, the audit line carrying the call's facts.
+    assert [line["event"] for line in warm.logs] == ["token_issued"]
+    assert len(warm.metrics) == 1
+    [entry] = warm.logs[0]["calls"]
+    assert entry["call"] == call and entry["latencyMs"] > 0
+    assert warm.metrics[0][UPSTREAM_LATENCY[call]] == [entry["latencyMs"]]
+
+    if source == "rest":
+        emulator.add_fault("guest-token", status=503)
+    else:
+        emulator.add_fault("configure-session", code=5000)
+    retried = invoke({})
+    assert retried.status == 200
+    assert [(line["call"], line["attempt"]) for line in retried.events("genesys_call")] == [(call, 1), (call, 2)]
+    assert "calls" not in retried.events("token_issued")[0]  # each attempt has its own line instead
+    assert len(retried.metrics[0][UPSTREAM_LATENCY[call]]) == 2  # the metric keeps every attempt's latency

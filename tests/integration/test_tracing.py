@@ -6,24 +6,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
-from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
-from devtools.net import free_port
-from tests.conftest import ORIGIN
+from devtools.genesys_emulator import DEMO_CLIENT_SECRET
+from tests.conftest import ORIGIN, handler_process_env, run_python
 
-REPO = Path(__file__).resolve().parents[2]
-SECRET_ID = "genesys-guest-token/tracing"
 TRACE_ID = "1-6745c0de-0123456789abcdef01234567"
 # One cold invocation, as Lambda would run it; the answer and the modules loaded go to the file in argv[2].
 INVOKE = """
@@ -37,18 +29,6 @@ loaded = sorted({name.split(".")[0] for name in sys.modules} & {"aws_xray_sdk", 
 with open(sys.argv[2], "w") as out:
     json.dump({"result": result, "loaded": loaded}, out)
 """
-
-
-@pytest.fixture(scope="module")
-def secrets_manager_server() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{server._port}"
-    boto3.client("secretsmanager", endpoint_url=url, region_name="us-east-1").create_secret(
-        Name=SECRET_ID, SecretString=json.dumps({"clientId": DEMO_CLIENT_ID, "clientSecret": DEMO_CLIENT_SECRET})
-    )
-    yield url
-    server.stop()
 
 
 @pytest.fixture
@@ -74,18 +54,7 @@ def invoke_in_lambda_like_process(
     tmp_path: Path, emulator: Any, secrets_url: str, *, tracing: bool, daemon_port: str = "2000"
 ) -> dict[str, Any]:
     env = {
-        **{
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("AWS_ENDPOINT", "_X_AMZN", "POWERTOOLS_TRACE"))
-        },
-        "PYTHONPATH": os.pathsep.join([str(REPO / "functions" / "guest_token"), str(REPO)]),
-        "GENESYS_CREDENTIALS_SECRET_ID": SECRET_ID,
-        "GUEST_TOKEN_SOURCE": "rest",
-        "GENESYS_OAUTH_BASE_URL": emulator.base_url,
-        "GENESYS_API_BASE_URL": emulator.base_url,
-        "ALLOWED_ORIGINS": ORIGIN,
-        "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_url,
+        **handler_process_env(emulator, secrets_url),
         # Not POWERTOOLS_TRACER_CAPTURE_RESPONSE, which the template also sets: the code alone must keep the
         # token out of traces.
         "POWERTOOLS_TRACE_DISABLED": "false" if tracing else "true",
@@ -97,16 +66,7 @@ def invoke_in_lambda_like_process(
         "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
     }
     out = tmp_path / "answer.json"
-    process = subprocess.run(
-        [sys.executable, "-c", INVOKE, ORIGIN, str(out)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert process.returncode == 0, process.stderr
+    process = run_python(INVOKE, [ORIGIN, str(out)], env, tmp_path)
     return {**json.loads(out.read_text()), "output": process.stdout + process.stderr}
 
 

@@ -38,10 +38,7 @@ def webmessaging(env: pytest.MonkeyPatch, emulator: GenesysEmulator) -> pytest.M
 
 
 def attempts(answer: Answer) -> dict[str, list[int]]:
-    found: dict[str, list[int]] = {call: [] for call in CALLS}
-    for line in answer.events("genesys_call"):
-        found[line["call"]].append(line["attempt"])
-    return found
+    return {**{call: [] for call in CALLS}, **answer.attempts()}
 
 
 def assert_nothing_leaked(answers: list[Answer], emulator: GenesysEmulator, caplog: pytest.LogCaptureFixture) -> None:

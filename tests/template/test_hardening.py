@@ -48,22 +48,38 @@ def resource_name(check: dict[str, Any]) -> str:
     return str(check["resource"]).rpartition(".")[2]
 
 
-@pytest.fixture(scope="module")
-def waf_enabled_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # checkov evaluates Conditions with parameter defaults; with the WAF off it would not look at the web ACL.
+# checkov evaluates Conditions with parameter defaults: each variant switches one option on by its default, so
+# that the resources and properties it adds are scanned too.
+VARIANTS = {
+    "waf-enabled": (
+        'EnableWaf:\n    Type: String\n    Default: "false"',
+        'EnableWaf:\n    Type: String\n    Default: "true"',
+    ),
+    "snapstart": (
+        'SnapStart:\n    Type: String\n    Default: "false"',
+        'SnapStart:\n    Type: String\n    Default: "true"',
+    ),
+    "provisioned-concurrency": (
+        "ProvisionedConcurrency:\n    Type: Number\n    Default: 0",
+        "ProvisionedConcurrency:\n    Type: Number\n    Default: 2",
+    ),
+}
+
+
+def variant_template(variant: str, directory: Path) -> Path:
+    if variant == "defaults":
+        return TEMPLATE
     text = TEMPLATE.read_text()
-    switched = text.replace(
-        'EnableWaf:\n    Type: String\n    Default: "false"', 'EnableWaf:\n    Type: String\n    Default: "true"'
-    )
+    switched = text.replace(*VARIANTS[variant])
     assert switched != text
-    path = tmp_path_factory.mktemp("waf") / "template.yaml"
+    path = directory / "template.yaml"
     path.write_text(switched)
     return path
 
 
-@pytest.mark.parametrize("variant", ["defaults", "waf-enabled"])
-def test_checkov_finds_nothing_but_the_deliberate_skips(variant: str, waf_enabled_template: Path) -> None:
-    results = checkov(TEMPLATE if variant == "defaults" else waf_enabled_template)
+@pytest.mark.parametrize("variant", ["defaults", *VARIANTS])
+def test_checkov_finds_nothing_but_the_deliberate_skips(variant: str, tmp_path: Path) -> None:
+    results = checkov(variant_template(variant, tmp_path))
     failed = [(check["check_id"], check["resource"]) for check in results["failed_checks"]]
     assert failed == []
     assert results["passed_checks"], "checkov checked nothing: the scan is not looking at the template"

@@ -22,7 +22,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from . import observability, sources, token_events
+from . import observability, snapstart, sources, token_events  # noqa: F401  (snapstart registers its hooks)
 from .budget import Deadline, DeadlineExceeded
 from .errors import (
     ConfigurationError,
@@ -88,7 +88,7 @@ def create_guest_token(
     # The audit fields grow as the request is understood; the error handler reports whatever is known.
     audit: dict[str, Any] = {"origin": observability.bounded(_origin())}
     app.context.update(started=time.perf_counter(), audit=audit)
-    observability.audit(observability.REQUEST_RECEIVED, **audit)
+    observability.token_request_started(audit["origin"])
     settings = get_settings()
     origin = _require_allowed_origin(settings)
     _require_json_content_type()

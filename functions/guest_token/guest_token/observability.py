@@ -8,6 +8,7 @@ The README's "Operating the service" section documents every audit event and met
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import hashlib
 import warnings
@@ -22,7 +23,9 @@ from .settings import tracing_enabled
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
 
-logger = Logger()
+# Without Powertools' "location" key: every audit line would say the same "audit:<line>" (an unhandled error's
+# stack trace says where it happened).
+logger = Logger(location=None)
 metrics = Metrics()
 # Preflights and unknown routes record no metrics by design; Powertools would warn on each of them.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
@@ -106,8 +109,8 @@ def guest_ref(guest_id: str) -> str:
     return hashlib.sha256(f"genesys-guest:{guest_id.lower()}".encode()).hexdigest()[:20]
 
 
-def audit(event: str, *, warning: bool = False, **fields: Any) -> None:
-    log = logger.warning if warning else logger.info
+def audit(event: str, *, warning: bool = False, debug: bool = False, **fields: Any) -> None:
+    log = logger.warning if warning else logger.debug if debug else logger.info
     log(event, extra={"event": event, **fields})
 
 
@@ -121,9 +124,29 @@ def upstream_segment(call: str) -> Iterator[None]:
         yield
 
 
-def upstream_call(call: str, *, attempt: int, **fields: Any) -> None:
-    """One attempt at a Genesys call: status, latency and Genesys' correlation id (never headers or bodies)."""
-    audit(UPSTREAM_CALL, call=call, attempt=attempt, **fields)
+# A token request's Genesys calls that succeeded at their first attempt: folded into its outcome line as
+# ``calls`` instead of a line each (None outside a token request, where every attempt gets its own line).
+_folded_calls: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
+    "folded_calls", default=None
+)
+
+
+def token_request_started(origin: str | None) -> None:
+    """From here until token_outcome, first attempts that succeed are folded into the outcome line."""
+    _folded_calls.set([])
+    audit(REQUEST_RECEIVED, debug=True, origin=origin)  # the outcome line carries the origin too
+
+
+def upstream_call(call: str, *, attempt: int, succeeded: bool, **fields: Any) -> None:
+    """One attempt at a Genesys call: status, latency and Genesys' correlation id (never headers or bodies).
+
+    A line of its own when it was a retry or failed; otherwise, in a token request, one entry of the
+    outcome line's ``calls``. Its latency metric is recorded either way."""
+    folded = _folded_calls.get()
+    if folded is not None and succeeded and attempt == 1:
+        folded.append({"call": call, **{key: value for key, value in fields.items() if value is not None}})
+    else:
+        audit(UPSTREAM_CALL, call=call, attempt=attempt, **fields)
     if tracer is not None:
         tracer.put_metadata(key="attempt", value={"call": call, "attempt": attempt, **fields})
     if fields.get("latencyMs") is not None:
@@ -150,10 +173,16 @@ def token_outcome(
     ``request`` holds what is known of the request (origin, then guest id, duration, scopes, Genesys'
     correlation id); the Logger leaves out fields whose value is None, so unknown fields are absent."""
     issued = error_code is None
+    calls = _folded_calls.get()
+    _folded_calls.set(None)
+    for call in calls or ():  # the line's own genesysCorrelationId is the last call's: said once
+        if "genesysCorrelationId" in call and call["genesysCorrelationId"] == request.get("genesysCorrelationId"):
+            del call["genesysCorrelationId"]
     audit(
         TOKEN_ISSUED if issued else TOKEN_FAILED,
         warning=status == 429 or status >= 500,
         **request,
+        calls=calls or None,
         outcome="issued" if issued else "failed",
         status=status,
         errorCode=error_code,

@@ -65,15 +65,19 @@ def attempt[T](call: str, deadline: Deadline, run: Callable[[Attempt], T]) -> T:
     for number in range(1, allowed + 1):
         current = Attempt(number=number, timeout=deadline.check(f"Genesys {call}"))
         started = time.perf_counter()
+        succeeded = False
         with observability.upstream_segment(call):
             try:
-                return run(current)
+                result = run(current)
+                succeeded = True
+                return result
             except Retryable as exc:
                 failure = exc
             finally:
                 observability.upstream_call(
                     call,
                     attempt=number,
+                    succeeded=succeeded,
                     status=current.status,
                     error=current.error,
                     latencyMs=round((time.perf_counter() - started) * 1000, 2),
