@@ -204,7 +204,7 @@ def test_on_ubuntu_the_snap_stub_is_not_used_nor_installed(sandbox: Path, tmp_pa
     extra = {"apt-get": apt_get}
     if stub:  # what Ubuntu's chromium-browser does without snapd
         snap_stub = tmp_path / "chromium-browser"
-        snap_stub.write_text("#!/bin/sh\necho \"Command '$0' requires the chromium snap to be installed.\" >&2\nexit 1\n")
+        snap_stub.write_text("#!/bin/sh\necho \"Command '$0' requires the chromium snap.\" >&2\nexit 1\n")
         snap_stub.chmod(0o755)
         extra["chromium-browser"] = snap_stub
     os_release = tmp_path / "os-release"
