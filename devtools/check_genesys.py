@@ -2,12 +2,12 @@
 client's credentials are accepted, the Messenger web deployment exists in the region and is Active, and its
 allowed domains admit each origin the widget will call from. No AWS account needed.
 
-.venv/bin/python -m devtools.check_genesys --credentials genesys-client.json --region mypurecloud.ie \
+.venv/bin/python -m devtools.check_genesys --credentials "$client" --region mypurecloud.ie \
     --deployment-id 5f3a2c1e-8b7d-4e6f-9a0b-1c2d3e4f5a6b --origin https://www.example.com,https://shop.example.com
 
-The credentials file is the secret's JSON, {"clientId": "...", "clientSecret": "..."}: the same file step 1
-of the deployment stores in Secrets Manager, so the secret never reaches the command line. Nothing secret is
-printed. Each problem with the arguments or the file is one line, and the exit status 2.
+The credentials file is the secret's JSON, {"clientId": "...", "clientSecret": "..."}: the same file (made with
+mktemp, outside the repository) that step 3 of the deployment stores in Secrets Manager, so the secret never
+reaches the command line. Nothing secret is printed. Each problem with the arguments or the file is one line, and the exit status 2.
 GENESYS_OAUTH_BASE_URL and GENESYS_API_BASE_URL override the hosts, as for the function.
 """
 

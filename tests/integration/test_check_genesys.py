@@ -16,7 +16,12 @@ from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Genesy
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOYMENT = "0b6a3c2d-1e4f-4a5b-8c7d-9e0f1a2b3c4d"
-VARIABLES = {"GENESYS_REGION": "mypurecloud.ie", "DEPLOYMENT_ID": DEPLOYMENT, "ORIGINS": "https://www.example.com"}
+VARIABLES = {
+    "GENESYS_REGION": "mypurecloud.ie",
+    "DEPLOYMENT_ID": DEPLOYMENT,
+    "ORIGINS": "https://www.example.com",
+    "client": "genesys-client.json",
+}
 
 
 @pytest.fixture(scope="module")
