@@ -7,8 +7,8 @@ allowed domains admit each origin the widget will call from. No AWS account need
 
 The credentials file is the secret's JSON, {"clientId": "...", "clientSecret": "..."}: the same file (made with
 mktemp, outside the repository) that step 3 of the deployment stores in Secrets Manager, so the secret never
-reaches the command line. Nothing secret is printed. Each problem with the arguments or the file is one line, and the exit status 2.
-GENESYS_OAUTH_BASE_URL and GENESYS_API_BASE_URL override the hosts, as for the function.
+reaches the command line. Nothing secret is printed. Each problem with the arguments or the file is one line,
+and the exit status 2. GENESYS_OAUTH_BASE_URL and GENESYS_API_BASE_URL override the hosts, as for the function.
 """
 
 from __future__ import annotations

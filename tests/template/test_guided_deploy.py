@@ -5,6 +5,7 @@ And every operator's task states the deployment's region, which a new shell does
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -147,3 +148,49 @@ def test_every_operators_task_states_the_deployments_region_first() -> None:
     # Commands given in prose run in a shell that one of those blocks has set up: after the removal block.
     prose = re.sub(r"^ *```bash\n.*?^ *```", "", OPERATORS_TASKS, flags=re.MULTILINE | re.DOTALL)
     assert all(prose.index(command) > prose.index("Two things stay") for command in re.findall(r"`aws [^`]+`", prose))
+
+
+def step(number: int) -> str:
+    """Step ``number``'s commands in the README's deployment."""
+    return f"# {number}. " + DEPLOY_BLOCK.split(f"\n# {number}. ", 1)[1].split(f"\n# {number + 1}. ", 1)[0]
+
+
+@pytest.mark.parametrize("exists", [True, False], ids=["role exists", "new account"])
+def test_step_2_makes_the_account_wide_role_only_when_it_is_missing(tmp_path: Path, exists: bool) -> None:
+    # A stand-in aws that records its calls; `get-role` answers as IAM would.
+    calls = tmp_path / "calls"
+    aws = tmp_path / "aws"
+    aws.write_text(
+        f'#!/bin/sh\necho "$1 $2" >> "{calls}"\n'
+        f'[ "$2" = get-role ] && {{ {"exit 0" if exists else "echo NoSuchEntity >&2; exit 254"}; }}\n'
+        '[ "$2" = get-caller-identity ] && echo 123456789012\nexit 0\n'
+    )
+    aws.chmod(0o755)
+    env = {"PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}", "HOME": str(tmp_path)}
+    result = subprocess.run(
+        ["bash", "-e", "-c", step(2)], env=env, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    made = ["iam create-role", "iam attach-role-policy"]
+    expected = ["iam get-role", *([] if exists else made), "sts get-caller-identity", "apigateway update-account"]
+    assert calls.read_text().splitlines() == expected
+
+
+def test_the_credentials_file_is_private_outside_the_repository_and_goes_with_the_shell(tmp_path: Path) -> None:
+    # Step 1's lines that make the file, as a shell runs them, then what step 3 leaves to the trap.
+    lines = [line for line in step(1).splitlines() if line.startswith(("client=", "cat >"))]
+    assert lines == ["client=$(mktemp); trap 'rm -f \"$client\"' EXIT", 'cat > "$client"']
+    script = "\n".join([*lines, 'echo "$client"', 'stat -c %a "$client"'])
+    result = subprocess.run(
+        ["bash", "-c", script],
+        input='{"clientId": "id", "clientSecret": "secret"}',
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    path, mode = result.stdout.split()
+    assert mode == "600" and not Path(path).is_relative_to(REPO)
+    assert not Path(path).exists(), "the file outlived the shell"
+    assert 'rm -f "$client"' in step(3) and "genesys-client.json" in (REPO / ".gitignore").read_text().split()
