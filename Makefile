@@ -12,7 +12,8 @@ LAMBDA_RUNTIME_STAMP := $(LAMBDA_RUNTIME)/.installed
 CHECKOV := $(VENV)/checkov
 CHECKOV_STAMP := $(CHECKOV)/.installed
 # The venv uses the Lambda runtime's Python, so `sam build` finds python3.12 in .venv/bin. A venv made with
-# another Python (a 3.13 found before 3.12 was installed) is rebuilt rather than kept.
+# another Python (a 3.13 found before 3.12 was installed), or left without pip (Debian's python3.12 without
+# python3.12-venv, a Ctrl-C while it was made), is rebuilt rather than kept. PYTHON=/path names the interpreter.
 PYTHON_VERSION := 3.12
 VENV_PYTHON := $(shell [ -d $(VENV) ] && { $(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo none; })
 VENV_IS_STALE := $(filter-out $(PYTHON_VERSION),$(VENV_PYTHON))
@@ -28,13 +29,13 @@ BENCH_SDK := $(VENV)/bench-sdk
 BENCH_SDK_STAMP := $(BENCH_SDK)/.installed
 BUILD_DIR ?= .aws-sam/build
 
-.PHONY: help run test lint build bench clean FORCE
+.PHONY: help run test browser lint build bench clean FORCE
 
 help:
 	@echo "make run    serve the real handler on http://127.0.0.1:3000 with local Genesys and Secrets Manager,"
 	@echo "            and the widget demo on http://127.0.0.1:3080/demo/"
-	@echo "make test   lint, type-check and run the whole test suite (needs Chrome or Chromium: CHROMIUM=/path,"
-	@echo "            one on PATH, or Debian's chromium, installed with apt-get where there is apt-get)"
+	@echo "make test   lint, type-check and run the whole test suite (needs Chrome or Chromium, looked for first:"
+	@echo "            CHROMIUM=/path or a command, one on PATH, or Debian's chromium, installed with apt-get)"
 	@echo "make build  sam build for ARCH (arm64; ARCH=x86_64), pin it in the built template, precompile"
 	@echo "make clean  remove .venv and every build (after changing Python, say)"
 	@echo "make bench  cold start, warm overhead, upstream calls, size, throughput -> BENCHMARKS.md"
@@ -42,9 +43,14 @@ help:
 $(STAMP): layers/dependencies/requirements.txt layers/tracing/requirements.txt layers/signature/requirements.txt \
 		requirements-dev.txt $(if $(VENV_IS_STALE),FORCE)
 	@if [ -n "$(VENV_IS_STALE)" ]; then \
-		echo "$(VENV) has Python $(VENV_PYTHON), not $(PYTHON_VERSION): rebuilding it"; \
+		echo "$(VENV) has $(if $(filter none,$(VENV_PYTHON)),no working Python,Python $(VENV_PYTHON)), not $(PYTHON_VERSION): rebuilding it"; \
+		rm -rf $(VENV); \
+	elif [ -d $(VENV) ] && ! $(PY) -m pip --version >/dev/null 2>&1; then \
+		echo "$(VENV) has no pip (its creation failed or was interrupted): rebuilding it"; \
 		rm -rf $(VENV); fi
-	@test -x $(PY) || { python=$$(devtools/find-python.sh) && "$$python" -m venv $(VENV); }
+	@test -x $(PY) || { python=$$(devtools/find-python.sh) || exit 1; "$$python" -m venv $(VENV) || { \
+		rm -rf $(VENV); echo "Could not create $(VENV) (on Debian or Ubuntu: sudo apt-get install python3.12-venv)" >&2; \
+		exit 1; }; }
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check \
 		-r layers/dependencies/requirements.txt -r layers/tracing/requirements.txt \
@@ -72,7 +78,11 @@ lint: $(STAMP)
 	$(PY) -m mypy
 
 # The browser tests drive the Chrome or Chromium that find-chromium.sh finds (quoted: macOS's path has spaces).
-test: lint $(LAMBDA_RUNTIME_STAMP) $(CHECKOV_STAMP)
+# It is looked for first, so a machine without one is told in seconds, not after minutes of installs.
+browser:
+	@devtools/find-chromium.sh >/dev/null
+
+test: browser lint $(LAMBDA_RUNTIME_STAMP) $(CHECKOV_STAMP)
 	@chromium=$$(devtools/find-chromium.sh) && echo "Browser tests drive $$chromium" && CHROMIUM="$$chromium" $(PY) -m pytest
 
 # Lambda's code directories are read-only, so modules not shipped as bytecode are compiled on every cold

@@ -2,12 +2,13 @@
 client's credentials are accepted, the Messenger web deployment exists in the region and is Active, and its
 allowed domains admit each origin the widget will call from. No AWS account needed.
 
-.venv/bin/python -m devtools.check_genesys --credentials genesys-client.json --region mypurecloud.ie \
+.venv/bin/python -m devtools.check_genesys --credentials "$client" --region mypurecloud.ie \
     --deployment-id 5f3a2c1e-8b7d-4e6f-9a0b-1c2d3e4f5a6b --origin https://www.example.com,https://shop.example.com
 
-The credentials file is the secret's JSON, {"clientId": "...", "clientSecret": "..."}: the same file step 1
-of the deployment stores in Secrets Manager, so the secret never reaches the command line. Nothing secret is
-printed. GENESYS_OAUTH_BASE_URL and GENESYS_API_BASE_URL override the hosts, as for the function.
+The credentials file is the secret's JSON, {"clientId": "...", "clientSecret": "..."}: the same file (made with
+mktemp, outside the repository) that step 3 of the deployment stores in Secrets Manager, so the secret never
+reaches the command line. Nothing secret is printed. Each problem with the arguments or the file is one line,
+and the exit status 2. GENESYS_OAUTH_BASE_URL and GENESYS_API_BASE_URL override the hosts, as for the function.
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
+from typing import Any
+
+from samcli.yamlhelper import yaml_parse
 
 REPO = Path(__file__).resolve().parents[1]
 # Long enough for the three attempts a call may make; the function has less, but this runs once, by hand.
@@ -36,21 +41,31 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO / "functions" / "guest_token"))
     from guest_token.budget import Deadline  # noqa: PLC0415 (the package is not on the default path)
     from guest_token.credentials import ClientCredentials  # noqa: PLC0415
-    from guest_token.errors import ServiceError  # noqa: PLC0415
+    from guest_token.errors import ConfigurationError, ServiceError  # noqa: PLC0415
     from guest_token.genesys import rest  # noqa: PLC0415
     from guest_token.settings import load_settings  # noqa: PLC0415
     from guest_token.sources import allows_origin  # noqa: PLC0415
 
-    settings = load_settings(
-        {
-            **os.environ,
-            "GENESYS_REGION": arguments.region,
-            "GENESYS_DEPLOYMENT_ID": arguments.deployment_id,
-            "GENESYS_CREDENTIALS_SECRET_ID": "not read: --credentials",
-        }
-    )
-    secret = json.loads(arguments.credentials.read_text())
-    credentials = ClientCredentials(client_id=secret["clientId"], client_secret=secret["clientSecret"])
+    problems = [problem for value in arguments.origin if (problem := _origin_problem(value))]
+    try:
+        settings = load_settings(
+            {
+                **os.environ,
+                "GENESYS_REGION": arguments.region,
+                "GENESYS_DEPLOYMENT_ID": arguments.deployment_id,
+                "GENESYS_CREDENTIALS_SECRET_ID": "not read: --credentials",
+            }
+        )
+    except ConfigurationError as error:
+        problems.append(str(error.log_detail))
+    try:
+        credentials = ClientCredentials(*_client_credentials(arguments.credentials))
+    except ValueError as error:
+        problems.append(str(error))
+    if problems:
+        for problem in problems:
+            print(f"FAIL {problem}", file=sys.stderr)
+        return 2
     deadline = Deadline.after(SECONDS)
     try:
         access_token = rest.request_access_token(settings, credentials, deadline)
@@ -59,7 +74,6 @@ def main(argv: list[str] | None = None) -> int:
     except ServiceError as error:
         print(f"FAIL {error.log_detail or error.message} (see the README's Troubleshooting)", file=sys.stderr)
         return 1
-    problems = []
     if deployment.status != "Active":
         problems.append(f"web deployment {deployment.id} is {deployment.status}, not Active")
     else:
@@ -72,6 +86,32 @@ def main(argv: list[str] | None = None) -> int:
     for problem in problems:
         print(f"FAIL {problem}", file=sys.stderr)
     return 1 if problems else 0
+
+
+def _origin_problem(value: str) -> str | None:
+    """Why the template would refuse ``value`` as AllowedOrigins, checked with the template's own pattern."""
+    parameter = yaml_parse((REPO / "template.yaml").read_text())["Parameters"]["AllowedOrigins"]
+    if re.fullmatch(parameter["AllowedPattern"], value):
+        return None
+    return f"--origin {value!r}: the template's AllowedOrigins {parameter['ConstraintDescription']}"
+
+
+def _client_credentials(path: Path) -> tuple[str, str]:
+    """clientId and clientSecret from the file, checked as the function checks the secret (credentials.py).
+    The messages never quote the file's contents: they are the secret."""
+    try:
+        value: Any = json.loads(path.read_bytes())
+    except OSError as error:
+        raise ValueError(f"--credentials {path}: cannot read it ({error.strerror})") from None
+    except ValueError as error:  # not JSON, or not UTF-8; the position only, never the text
+        where = f" (line {error.lineno}, column {error.colno})" if isinstance(error, json.JSONDecodeError) else ""
+        raise ValueError(f"--credentials {path} is not JSON{where}") from None
+    client_id, client_secret = (value.get("clientId"), value.get("clientSecret")) if isinstance(value, dict) else (0, 0)
+    if not (isinstance(client_id, str) and client_id and isinstance(client_secret, str) and client_secret):
+        raise ValueError(
+            f"--credentials {path} must be a JSON object with non-empty string fields clientId and clientSecret"
+        )
+    return client_id, client_secret
 
 
 if __name__ == "__main__":

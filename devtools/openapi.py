@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -59,6 +60,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="fail if openapi.json differs from the routes")
     arguments = parser.parse_args()
+    # The handler's module reads its settings when imported and logs configuration_invalid without these;
+    # the document does not depend on them, so placeholders keep the tool's output to its verdict.
+    os.environ.setdefault("GENESYS_CREDENTIALS_SECRET_ID", "not read: documentation only")
+    os.environ.setdefault("GENESYS_DEPLOYMENT_ID", "00000000-0000-4000-8000-000000000000")
     text = document()
     if arguments.check:
         if OPENAPI_JSON.read_text() != text:

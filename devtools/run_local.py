@@ -59,9 +59,7 @@ PORTS = (
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     for port in PORTS:
-        parser.add_argument(
-            port.option, type=int, default=int(os.environ.get(port.variable, port.default)), help=port.what
-        )
+        parser.add_argument(port.option, default=os.environ.get(port.variable, port.default), help=port.what)
     parser.add_argument(
         "--throttle",
         type=float,
@@ -70,7 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         help="throttle like the API stage (requests per second, burst), with API Gateway's own 429",
     )
     args = parser.parse_args(argv)
-    chosen = {port: int(getattr(args, port.option.removeprefix("--").replace("-", "_"))) for port in PORTS}
+    chosen, problems = _chosen_ports(args)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return 2
+    for port, number in chosen.items():
+        setattr(args, _dest(port), number)
     busy = {port: number for port, number in chosen.items() if not _can_bind(number)}
     for port, number in busy.items():
         print(
@@ -157,6 +161,37 @@ def main(argv: list[str] | None = None) -> int:
         secrets_manager.stop()
         emulator.stop()
     return 0
+
+
+def _dest(port: Port) -> str:
+    return port.option.removeprefix("--").replace("-", "_")
+
+
+def _chosen_ports(args: argparse.Namespace) -> tuple[dict[Port, int], list[str]]:
+    """The port numbers, checked before anything starts: a bad value or one number given to two servers would
+    otherwise end in a traceback or, when moto's thread loses the race, a hang without a word."""
+    chosen: dict[Port, int] = {}
+    problems = []
+    for port in PORTS:
+        value = str(getattr(args, _dest(port))).strip()
+        number = int(value) if value.isdigit() else -1
+        if 0 <= number <= 65535:
+            chosen[port] = number
+        else:
+            problems.append(
+                f"{port.variable} (or {port.option}) must be a port number from 0 to 65535 (0 picks a free one), "
+                f"not {value!r}"
+            )
+    owners: dict[int, Port] = {}
+    for port, number in chosen.items():
+        if number and number in owners:
+            first = owners[number]
+            problems.append(
+                f"{first.variable} and {port.variable} are both {number}: {first.what} and {port.what} need ports "
+                f"of their own (0 picks a free one)"
+            )
+        owners.setdefault(number, port)
+    return chosen, problems
 
 
 def _can_bind(port: int) -> bool:

@@ -4,6 +4,7 @@ port stops it with a message naming the port and the variable that moves it."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import signal
@@ -116,4 +117,41 @@ def test_a_busy_port_is_named_with_the_variable_that_moves_it_and_make_run_exits
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"Port {busy} ({port.what}) is in use" in result.stderr
     assert f"{port.variable}={busy + 1} make run" in result.stderr
+    assert "Traceback" not in result.stderr and "Guest-token API" not in result.stdout
+
+
+def run_local(**env: str) -> subprocess.CompletedProcess[str]:
+    """`make run`'s server with its ports set as `make run` passes them: from the environment."""
+    ports = {port.variable: "0" for port in PORTS}
+    return subprocess.run(
+        [sys.executable, "-m", "devtools.run_local"],
+        cwd=REPO,
+        env={**os.environ, **ports, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("SECRETS_MANAGER_PORT", "GENESYS_EMULATOR_PORT"), ("PORT", "GENESYS_EMULATOR_PORT"), ("PORT", "DEMO_PORT")],
+)
+def test_two_servers_given_one_port_are_refused_up_front_naming_both_variables(first: str, second: str) -> None:
+    number = str(free_port())
+    result = run_local(**{first: number, second: number})
+    assert result.returncode == 2, result.stdout + result.stderr
+    names = sorted((first, second), key=[port.variable for port in PORTS].index)
+    assert f"{names[0]} and {names[1]} are both {number}" in result.stderr
+    assert "Traceback" not in result.stderr and "Guest-token API" not in result.stdout
+
+
+@pytest.mark.parametrize("value", ["abc", "", "70000", "-5"])
+def test_a_port_that_is_not_a_port_number_is_named_with_the_valid_range(value: str) -> None:
+    result = run_local(PORT=value)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"PORT (or --port) must be a port number from 0 to 65535 (0 picks a free one), not {value!r}" in (
+        result.stderr
+    )
     assert "Traceback" not in result.stderr and "Guest-token API" not in result.stdout
