@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     sys.path.insert(0, str(REPO / "functions" / "guest_token"))
     from guest_token.budget import Deadline  # noqa: PLC0415 (the package is not on the default path)
-    from guest_token.credentials import ClientCredentials  # noqa: PLC0415
+    from guest_token.credentials import parse_credentials  # noqa: PLC0415
     from guest_token.errors import ConfigurationError, ServiceError  # noqa: PLC0415
     from guest_token.genesys import rest  # noqa: PLC0415
     from guest_token.settings import load_settings  # noqa: PLC0415
@@ -59,9 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as error:
         problems.append(str(error.log_detail))
     try:
-        credentials = ClientCredentials(*_client_credentials(arguments.credentials))
+        credentials = parse_credentials(_read_json(arguments.credentials), f"--credentials {arguments.credentials}")
     except ValueError as error:
         problems.append(str(error))
+    except ConfigurationError as error:
+        problems.append(str(error.log_detail))
     if problems:
         for problem in problems:
             print(f"FAIL {problem}", file=sys.stderr)
@@ -96,22 +98,15 @@ def _origin_problem(value: str) -> str | None:
     return f"--origin {value!r}: the template's AllowedOrigins {parameter['ConstraintDescription']}"
 
 
-def _client_credentials(path: Path) -> tuple[str, str]:
-    """clientId and clientSecret from the file, checked as the function checks the secret (credentials.py).
-    The messages never quote the file's contents: they are the secret."""
+def _read_json(path: Path) -> Any:
+    """The credentials file's JSON; the messages never quote its contents: they are the secret."""
     try:
-        value: Any = json.loads(path.read_bytes())
+        return json.loads(path.read_bytes())
     except OSError as error:
         raise ValueError(f"--credentials {path}: cannot read it ({error.strerror})") from None
     except ValueError as error:  # not JSON, or not UTF-8; the position only, never the text
         where = f" (line {error.lineno}, column {error.colno})" if isinstance(error, json.JSONDecodeError) else ""
         raise ValueError(f"--credentials {path} is not JSON{where}") from None
-    client_id, client_secret = (value.get("clientId"), value.get("clientSecret")) if isinstance(value, dict) else (0, 0)
-    if not (isinstance(client_id, str) and client_id and isinstance(client_secret, str) and client_secret):
-        raise ValueError(
-            f"--credentials {path} must be a JSON object with non-empty string fields clientId and clientSecret"
-        )
-    return client_id, client_secret
 
 
 if __name__ == "__main__":

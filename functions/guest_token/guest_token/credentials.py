@@ -93,12 +93,16 @@ def get_credentials(settings: Settings, deadline: Deadline, *, force_refresh: bo
             log_detail=f"Secrets Manager unreachable reading {secret_id}: {type(cause).__name__}"
         ) from None
 
-    if not isinstance(value, dict):
-        raise ConfigurationError(log_detail=f"secret {secret_id} must be a JSON object with clientId and clientSecret")
-    client_id, client_secret = value.get("clientId"), value.get("clientSecret")
+    return parse_credentials(value, f"secret {secret_id}")
+
+
+def parse_credentials(value: Any, where: str) -> ClientCredentials:
+    """The secret's JSON value checked (also by devtools.check_genesys, on the file the secret is made from).
+    The error names ``where`` and the fields, never the value: it is the secret."""
+    client_id, client_secret = (value.get("clientId"), value.get("clientSecret")) if isinstance(value, dict) else (0, 0)
     if not (isinstance(client_id, str) and client_id and isinstance(client_secret, str) and client_secret):
         raise ConfigurationError(
-            log_detail=f"secret {secret_id} must have non-empty string fields clientId and clientSecret"
+            log_detail=f"{where} must be a JSON object with non-empty string fields clientId and clientSecret"
         )
     return ClientCredentials(client_id=client_id, client_secret=client_secret)
 
