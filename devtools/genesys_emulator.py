@@ -468,8 +468,8 @@ class RateLimits:
         for limit in (self.per_access_token, self.per_client):
             if limit is not None and not (_is_int(limit) and limit >= 1):
                 raise ValueError(f"a rate limit must be a whole number >= 1, not {limit!r}")
-        if not self.window_seconds > 0:
-            raise ValueError(f"window_seconds must be > 0, not {self.window_seconds!r}")
+        if not 0 < self.window_seconds < math.inf:
+            raise ValueError(f"window_seconds must be a finite number > 0, not {self.window_seconds!r}")
 
 
 class GenesysEmulator:

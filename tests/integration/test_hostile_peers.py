@@ -122,3 +122,19 @@ def test_a_body_counted_in_bytes_not_characters(invoke: Any) -> None:
     assert len(body) < 16 * 1024 < len(body.encode())
     answer = invoke(raw=body)
     assert (answer.status, answer.error_code) == (413, "payload_too_large")
+
+
+def test_a_correlation_id_of_any_length_is_logged_bounded(invoke: Any, env: Any, hostile_http: Any) -> None:
+    invoke({})  # warm: the access token is cached, so only the guest-token call meets the hostile server
+    body = json.dumps({"code": "bad.request", "message": "no", "status": 400}).encode()
+    head = (
+        b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nININ-Correlation-Id: "
+        + b"c" * 60_000
+        + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    env.setenv("GENESYS_API_BASE_URL", hostile_http(head, body, 0))
+    settings.reset()
+    answer = invoke({})
+    assert (answer.status, answer.error_code) == (502, "upstream_error")
+    assert max(len(json.dumps(line)) for line in answer.logs) < 4000
+    assert answer.events("token_failed")[0]["genesysCorrelationId"].endswith("...(60000 chars)")

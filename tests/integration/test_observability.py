@@ -499,3 +499,14 @@ def test_a_warm_token_writes_two_lines_and_a_retry_adds_a_line_per_attempt(invok
     assert [(line["call"], line["attempt"]) for line in retried.events("genesys_call")] == [(call, 1), (call, 2)]
     assert "calls" not in retried.events("token_issued")[0]  # each attempt has its own line instead
     assert len(retried.metrics[0][UPSTREAM_LATENCY[call]]) == 2  # the metric keeps every attempt's latency
+
+
+def test_a_refused_access_token_keeps_a_line_for_the_refused_attempt(invoke, emulator):
+    invoke({})
+    emulator.revoke_access_tokens()  # the next call is answered 401, then replayed with a new access token
+    answer = invoke({})
+    assert answer.status == 200
+    refused = [line for line in answer.events("genesys_call") if line.get("status") == 401]
+    assert [line["call"] for line in refused] == ["guest-token"]
+    folded = answer.events("token_issued")[0].get("calls", [])
+    assert all(entry.get("status", 200) < 400 for entry in folded)

@@ -55,14 +55,6 @@ VARIANTS = {
         'EnableWaf:\n    Type: String\n    Default: "false"',
         'EnableWaf:\n    Type: String\n    Default: "true"',
     ),
-    "snapstart": (
-        'SnapStart:\n    Type: String\n    Default: "false"',
-        'SnapStart:\n    Type: String\n    Default: "true"',
-    ),
-    "provisioned-concurrency": (
-        "ProvisionedConcurrency:\n    Type: Number\n    Default: 0",
-        "ProvisionedConcurrency:\n    Type: Number\n    Default: 2",
-    ),
 }
 
 

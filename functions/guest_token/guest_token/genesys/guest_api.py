@@ -184,7 +184,7 @@ def _connect(url: str, origin: str, attempt: retries.Attempt, deadline: Deadline
     except InvalidStatus as exc:
         response = exc.response
         attempt.status = response.status_code
-        attempt.correlation_id = response.headers.get(rest.CORRELATION_HEADER)
+        attempt.correlation_id = rest.correlation_id(response.headers)
         raise _refused(response.status_code, response.headers.get("Retry-After"), origin, attempt) from None
     except TimeoutError:
         attempt.error = "TimeoutError"

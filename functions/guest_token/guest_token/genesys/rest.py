@@ -17,6 +17,7 @@ import urllib3
 from urllib3.exceptions import HTTPError, InvalidHeader, NewConnectionError, TimeoutError
 from urllib3.util import Retry
 
+from .. import observability
 from ..budget import Deadline
 from ..credentials import ClientCredentials
 from ..errors import (
@@ -47,6 +48,12 @@ MAX_ACCESS_TOKEN_SECONDS = 7 * 86400
 MAX_RETRY_AFTER_SECONDS = 3600
 # Parses Retry-After (seconds or an HTTP date); the attempts themselves are run by retries.attempt.
 _RETRY_AFTER = Retry(respect_retry_after_header=True)
+
+
+def correlation_id(headers: Any) -> str | None:
+    """Genesys' ININ-Correlation-Id, as logged and put in traces and events: bounded, since a hostile or broken
+    peer can send a header of any length."""
+    return observability.bounded(headers.get(CORRELATION_HEADER))
 
 
 def _new_pool() -> urllib3.PoolManager:
@@ -255,7 +262,7 @@ def _answer(response: urllib3.BaseHTTPResponse, data: bytes) -> Answer:
     return Answer(
         status=response.status,
         data=data,
-        correlation_id=response.headers.get(CORRELATION_HEADER),
+        correlation_id=correlation_id(response.headers),
         retry_after=math.ceil(min(retry_after, MAX_RETRY_AFTER_SECONDS)) if retry_after is not None else None,
     )
 

@@ -69,7 +69,9 @@ def attempt[T](call: str, deadline: Deadline, run: Callable[[Attempt], T]) -> T:
         with observability.upstream_segment(call):
             try:
                 result = run(current)
-                succeeded = True
+                # An answer the caller handles itself (a 401 it replays, a 4xx it maps) is not a success: it
+                # keeps its own log line.
+                succeeded = current.status is None or current.status < 400
                 return result
             except Retryable as exc:
                 failure = exc
