@@ -179,7 +179,8 @@ def test_a_message_waiting_out_a_4029_goes_out_on_the_next_socket_and_close_reje
     assert fake.sent_texts() == ["one", "one"] and len(fake.sockets) == 2
 
     fake.on_frame = lambda ws, frame: frame["action"] == "configureSession" and healthy(ws, frame)  # no answers
-    fake.page.evaluate("chat.send('two').catch((e) => r.two = e.code); chat.close(); chat.send('three').catch((e) => r.three = e.code)")
+    fake.page.evaluate("chat.send('two').catch((e) => r.two = e.code); chat.close(); 0")
+    fake.page.evaluate("chat.send('three').catch((e) => r.three = e.code); 0")
     fake.page.wait_for_function("r.two && r.three")
     assert fake.page.evaluate("r") == {"one": "sent", "two": "closed", "three": "closed"}
 
@@ -239,7 +240,7 @@ def test_a_handshake_or_configure_left_unanswered_times_out_and_reconnects(fake:
         held: list[Any] = []
         threading.Thread(target=lambda: held.append(server.accept()), daemon=True).start()
         if silent == "handshake":
-            fake.ws_url = "ws://127.0.0.1:{}/v1".format(server.getsockname()[1])
+            fake.ws_url = f"ws://127.0.0.1:{server.getsockname()[1]}/v1"
         else:
             fake.on_frame = lambda ws, frame: None
         start(fake)
