@@ -106,6 +106,11 @@ def answer(ws: WebSocketRoute, frame: dict[str, Any], code: int, body: Any, kind
     ws.send(json.dumps({"type": kind, "class": name, "code": code, "tracingId": frame["tracingId"], "body": body}))
 
 
+def throttle(ws: WebSocketRoute, frame: dict[str, Any], retry_after: int) -> None:
+    """Genesys' 4029: too many requests, try again in ``retry_after`` seconds."""
+    answer(ws, frame, 429, {"errorCode": 4029, "errorMessage": "slow", "retryAfter": retry_after})
+
+
 def healthy(ws: WebSocketRoute, frame: dict[str, Any]) -> None:
     """Genesys as it should be: a session, each text stored and echoed, each keep-alive answered."""
     if frame["action"] == "configureSession":
@@ -146,7 +151,7 @@ def test_each_message_answered_4029_is_sent_again_after_its_own_wait(fake: Fake)
         text = frame.get("message", {}).get("text")
         if frame["action"] == "onMessage" and text not in refused:
             refused.add(text)
-            answer(ws, frame, 429, {"errorCode": 4029, "errorMessage": "slow", "retryAfter": 3})
+            throttle(ws, frame, 3)
         else:
             healthy(ws, frame)
 
@@ -164,7 +169,7 @@ def test_each_message_answered_4029_is_sent_again_after_its_own_wait(fake: Fake)
 def test_a_message_waiting_out_a_4029_goes_out_on_the_next_socket_and_close_rejects_what_is_left(fake: Fake):
     def throttle_then_hang_up(ws: WebSocketRoute, frame: dict[str, Any]) -> None:
         if frame["action"] == "onMessage" and len(fake.sockets) == 1:
-            answer(ws, frame, 429, {"errorCode": 4029, "errorMessage": "slow", "retryAfter": 60})
+            throttle(ws, frame, 60)
             ws.close(code=1011, reason="gone")
         else:
             healthy(ws, frame)
@@ -309,13 +314,9 @@ def test_nothing_happens_after_close(fake: Fake):
 
 
 def test_a_huge_4029_wait_is_bounded_not_overflowed(fake: Fake):
-    def throttle(ws: WebSocketRoute, frame: dict[str, Any]) -> None:
-        if frame["action"] == "onMessage":
-            answer(ws, frame, 429, {"errorCode": 4029, "errorMessage": "slow", "retryAfter": 3_000_000})
-        else:
-            healthy(ws, frame)
-
-    fake.on_frame = throttle
+    fake.on_frame = lambda ws, frame: (
+        throttle(ws, frame, 3_000_000) if frame["action"] == "onMessage" else healthy(ws, frame)
+    )
     start(fake)
     opened(fake)
     fake.page.evaluate("chat.send('one'); 0")
