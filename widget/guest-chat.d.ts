@@ -26,13 +26,20 @@ export interface GuestChatOptions {
    * from the token's `webSocketUrl`, `wss://webmessaging.<region>` giving `https://api.<region>/`.
    */
   apiBaseUrl?: string | URL;
-  /** Sends Genesys' keep-alive (`echo`) this often; an echo unanswered by the next one reconnects. Default 60. */
+  /**
+   * Sends Genesys' keep-alive (`echo`) this often; an echo unanswered by the next one drops the socket (without
+   * waiting for a close a dead path never completes) and reconnects. Default 60; at least 10 (smaller counts as 10).
+   */
   keepAliveSeconds?: number;
   /** How many of the newest messages `loadHistory()` asks for. Default 25. */
   historyPageSize?: number;
 }
 
-/** `idle`: no token yet (or not started); `unavailable`: the token has no Web Messaging session (`rest` source). */
+/**
+ * `idle`: no token yet (or not started); `replacing`: getting a new session after Genesys ended or expired one;
+ * `unavailable`: the token has no Web Messaging session (`rest` source), or sessions kept being refused (5
+ * replacements in a row without a healthy one: retried on the token client's next token); `closed`: `close()`.
+ */
 export type GuestChatState = "idle" | "connecting" | "open" | "reconnecting" | "replacing" | "unavailable" | "closed";
 
 /** A Guest API failure. */
@@ -41,14 +48,20 @@ export declare class GuestChatError extends Error {
   /**
    * Genesys' code: 4000 (refused, e.g. a read-only session), 4006 (session expired), 4007 (session not
    * found), 4020 (missing parameter), 4029 (too many requests: waited out and sent again), 5000; or
-   * `connection_lost`, `closed` or `http_<status>` (the history call).
+   * `connection_lost` (also a keep-alive unanswered), `timeout` (no WebSocket handshake or `configureSession`
+   * answer within 15 s), `session_unavailable` (gave up replacing sessions), `closed` or `http_<status>` (the
+   * history call).
    */
   readonly code: number | string;
   /** HTTP status of the history call, else null. */
   readonly status: number | null;
   /** Seconds Genesys asked to wait (4029), else null. */
   readonly retryAfter: number | null;
-  /** Seconds until the chat tries again by itself (4029, a lost connection); null: it will not. */
+  /**
+   * Seconds until the chat tries again by itself; null: it will not. A 4029 is waited out per message (Genesys'
+   * `retryAfter` bounded to 1-300 s); reconnects back off 0.5-1 s doubling to 30 s, and replaced sessions 1 s
+   * doubling to 30 s, each restarting only once a socket has been healthy (an answered keep-alive, or 30 s open).
+   */
   readonly retryInSeconds: number | null;
 }
 
@@ -69,11 +82,17 @@ export interface GuestChat extends TypedEventTarget<GuestChatEventMap> {
   readonly state: GuestChatState;
   /** Joins the session of the token client's current (or next) token and follows its renewals. */
   start(): this;
-  /** Sends a text; resolves with it as Genesys stored it (waits while reconnecting; 4029 is waited out). */
+  /**
+   * Sends a text; resolves with it as Genesys stored it (waits while reconnecting; each 4029 is waited out and
+   * the text sent again, also after a reconnect). Rejects with `closed` after `close()`.
+   */
   send(text: string): Promise<ChatMessage>;
   /** The conversation so far (oldest first, texts only), through the guest REST call with the current JWT. */
   loadHistory(): Promise<ChatMessage[]>;
-  /** Leaves: closes the socket, rejects unsent messages and stops following the token client. */
+  /**
+   * Leaves: closes the socket, rejects unsent messages and stops following the token client. Final: no event
+   * after it (but its `statechange`) and `send()` rejects at once, unless `start()` joins again.
+   */
   close(): void;
 }
 

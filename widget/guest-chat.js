@@ -1,41 +1,23 @@
-/**
- * Guest chat over Genesys Cloud's Web Messaging Guest API, with the session the guest-token service issued:
- * opens the deployment's WebSocket, configures the session, sends and receives messages, loads the history
- * with the guest JWT and keeps all of it alive (keep-alive, reconnects, replaced sessions, renewed JWTs).
- * A plain ES module: no dependencies, no build step. Types: guest-chat.d.ts.
- * @module guest-chat
- */
+// Guest chat over Genesys' Web Messaging Guest API with the service's session. Docs and types: guest-chat.d.ts.
 
-const RECONNECT_FIRST_SECONDS = 1;
-const RECONNECT_MAX_SECONDS = 30;
+import { backoff, bounded } from './guest-token-client.js';
+
+const MAX_REPLACEMENTS = 5;
 // Genesys answers these by replacing the session: expired (4006) or unknown (4007).
 const SESSION_GONE = new Set([4006, 4007]);
 const TOO_MANY_REQUESTS = 4029;
 
-/** A Guest API failure: its numeric `code` (4000-5000, 4029 rate limited), or a string for others. */
 export class GuestChatError extends Error {
-  /**
-   * @param {string} message
-   * @param {{code: number | string, retryAfter?: number | null, status?: number | null}} info
-   */
   constructor(message, { code, retryAfter = null, status = null }) {
     super(message);
     this.name = 'GuestChatError';
     this.code = code;
-    /** HTTP status of the history call, else null. */
     this.status = status;
-    /** Seconds Genesys asked to wait (4029), else null. */
     this.retryAfter = retryAfter;
-    /** Seconds until the chat tries again by itself; null: it will not. */
     this.retryInSeconds = null;
   }
 }
 
-/**
- * Creates a chat on top of a guest-token client; nothing happens until `start()`.
- * @param {import('./guest-chat.js').GuestChatOptions} options
- * @returns {import('./guest-chat.js').GuestChat}
- */
 export function createGuestChat(options) {
   return new GuestChat(options);
 }
@@ -49,11 +31,14 @@ class GuestChat extends EventTarget {
   #sessionToken = null;
   #state = 'idle';
   #following = false;
-  #attempts = 0;
+  #attempts = 0; // since the chat was last healthy, as #replacements
+  #replacements = 0;
   #timer;
+  #deadline;
+  #healthy;
   #keepAlive;
   #echoes = new Set();
-  #pending = new Map(); // tracingId -> {frame, resolve, reject}
+  #pending = new Map(); // tracingId -> request: unanswered, or waiting out a 4029
   #outbox = [];
   #ids = 0;
 
@@ -62,16 +47,14 @@ class GuestChat extends EventTarget {
     if (!options?.tokens) throw new TypeError('createGuestChat: `tokens` (a guest-token client) is required');
     this.#tokens = options.tokens;
     this.#apiBaseUrl = options.apiBaseUrl && String(new URL(options.apiBaseUrl, globalThis.location?.href));
-    this.#keepAliveMs = (options.keepAliveSeconds ?? 60) * 1000;
+    this.#keepAliveMs = Math.max(10, options.keepAliveSeconds ?? 60) * 1000;
     this.#pageSize = options.historyPageSize ?? 25;
   }
 
-  /** `idle`, `connecting`, `open`, `reconnecting`, `unavailable` (no Web Messaging session) or `closed`. */
   get state() {
     return this.#state;
   }
 
-  /** Joins the session of the token client's current (or next) token and follows its renewals. */
   start() {
     if (!this.#following) {
       this.#following = true;
@@ -81,21 +64,15 @@ class GuestChat extends EventTarget {
     return this;
   }
 
-  /**
-   * Sends a text; resolves with the message as Genesys stored it. Waits for the session while it is
-   * (re)connecting, and resends after a 4029 once Genesys' wait is over.
-   * @param {string} text
-   */
   send(text) {
     return new Promise((resolve, reject) => {
-      const frame = { action: 'onMessage', message: { type: 'Text', text } };
-      const request = { frame, resolve, reject };
-      if (this.#state === 'open') this.#request(request);
+      const request = { frame: { action: 'onMessage', message: { type: 'Text', text } }, resolve, reject };
+      if (this.#state === 'closed') reject(closedError());
+      else if (this.#state === 'open') this.#request(request);
       else this.#outbox.push(request);
     });
   }
 
-  /** The conversation so far (oldest first, texts only), through the guest REST call with the current JWT. */
   async loadHistory() {
     const token = this.#tokens.current ?? (await this.#nextToken());
     const url = new URL('api/v2/webmessaging/messages', this.#restBase(token));
@@ -111,29 +88,25 @@ class GuestChat extends EventTarget {
         status: response.status,
       });
     }
-    const { entities = [] } = await response.json();
-    return entities.reverse().flatMap((body) => (body.type === 'Text' ? [toMessage(body, true)] : []));
+    const { entities } = await response.json();
+    return (Array.isArray(entities) ? entities : [])
+      .reverse()
+      .flatMap((body) => (body?.type === 'Text' ? [toMessage(body, true)] : []));
   }
 
-  /** Leaves: closes the socket and stops following the token client (which keeps running). */
   close() {
     this.#following = false;
     this.#tokens.removeEventListener('tokenready', this.#onToken);
     this.#drop();
-    for (const request of [...this.#outbox, ...this.#pending.values()]) {
-      request.reject?.(new GuestChatError('The chat was closed.', { code: 'closed' }));
-    }
-    this.#outbox = [];
-    this.#pending.clear();
+    for (const request of this.#outbox.splice(0)) request.reject(closedError());
     this.#setState('closed');
   }
 
   #onToken = ({ detail: token }) => {
     if (!token.webSocketUrl) return this.#setState('unavailable');
-    // A renewed JWT for the same open session needs nothing: the next history call reads the current one.
+    // A renewed JWT for the same session needs nothing.
     if (token.guestId === this.#sessionToken && (this.#state === 'open' || this.#ws)) return;
     this.#sessionToken = token.guestId;
-    this.#attempts = 0;
     this.#connect(token);
   };
 
@@ -141,44 +114,53 @@ class GuestChat extends EventTarget {
     this.#drop();
     this.#setState(this.#attempts ? 'reconnecting' : 'connecting');
     const ws = (this.#ws = new WebSocket(token.webSocketUrl));
+    this.#expect(); // the handshake
     ws.onopen = () =>
-      this.#request({
-        frame: { action: 'configureSession', deploymentId: token.deploymentId },
-        configure: true,
-      });
+      this.#request({ frame: { action: 'configureSession', deploymentId: token.deploymentId }, configure: true });
     ws.onmessage = (event) => this.#onFrame(event.data);
-    ws.onclose = () => {
-      if (this.#ws !== ws) return; // replaced or closed on purpose
-      this.#ws = null;
-      this.#stopKeepAlive();
-      this.#attempts += 1;
-      const error = new GuestChatError('The chat connection was lost.', { code: 'connection_lost' });
-      this.#retry(error, Math.min(RECONNECT_MAX_SECONDS, RECONNECT_FIRST_SECONDS * 2 ** (this.#attempts - 1)), () => {
-        const current = this.#tokens.current;
-        if (current) this.#connect(current);
-        else this.#tokens.refresh(); // its tokenready reconnects
-      });
-      this.#setState('reconnecting');
-    };
+    ws.onclose = () => this.#lost('The chat connection was lost.', 'connection_lost');
+  }
+
+  // A dead path never completes a close: the socket is dropped without waiting for it, and opened again.
+  #lost(message, code) {
+    this.#drop();
+    this.#retry(new GuestChatError(message, { code }), backoff(++this.#attempts, 30), () => {
+      const current = this.#tokens.current;
+      if (current) this.#connect(current);
+      else this.#tokens.refresh(); // its tokenready reconnects
+    });
+    this.#setState('reconnecting');
+  }
+
+  #expect() {
+    clearTimeout(this.#deadline);
+    this.#deadline = setTimeout(() => this.#lost('Genesys did not answer in time.', 'timeout'), 15000);
   }
 
   #drop() {
     clearTimeout(this.#timer);
-    this.#stopKeepAlive();
+    clearTimeout(this.#deadline);
+    clearTimeout(this.#healthy);
+    clearInterval(this.#keepAlive);
+    this.#echoes.clear();
     const ws = this.#ws;
     this.#ws = null;
     if (ws) {
       ws.onclose = ws.onmessage = ws.onopen = null;
       ws.close(1000);
     }
-    // Unanswered sends go out again on the next socket.
-    for (const request of this.#pending.values()) if (request.resolve) this.#outbox.push(request);
+    // Unanswered sends, and those waiting out a 4029, go out again on the next socket.
+    for (const request of this.#pending.values()) {
+      clearTimeout(request.timer);
+      if (request.resolve) this.#outbox.push(request);
+    }
     this.#pending.clear();
   }
 
   #request(request) {
     const tracingId = globalThis.crypto?.randomUUID?.() ?? `t${Date.now()}-${++this.#ids}`;
     this.#pending.set(tracingId, request);
+    if (request.configure) this.#expect();
     this.#ws?.send(JSON.stringify({ ...request.frame, token: this.#sessionToken, tracingId }));
   }
 
@@ -187,29 +169,33 @@ class GuestChat extends EventTarget {
     try {
       frame = JSON.parse(data);
     } catch {
-      return; // a proxy's error page is not the Guest API: the socket's close says what happened
+      return; // a proxy's error page: the socket's close says what happened
     }
+    if (typeof frame !== 'object' || !frame) return;
     const { tracingId, body } = frame;
     const request = this.#pending.get(tracingId);
-    if (frame.type === 'response') {
-      if (this.#echoes.delete(tracingId) && frame.code !== 200) return this.#onErrorFrame(frame, {});
+    if (this.#echoes.delete(tracingId)) {
+      // An answered keep-alive shows a healthy path.
+      if (frame.type === 'response' && frame.code !== 200) this.#onErrorFrame(frame, {});
+      else this.#settle();
+    } else if (frame.type === 'response') {
       if (!request) return; // an answer to someone else's request
       this.#pending.delete(tracingId);
-      if (frame.code !== 200) return this.#onErrorFrame(frame, request);
-      if (request.configure) this.#onSession(body);
-      else request.resolve?.(body);
+      if (request.configure) clearTimeout(this.#deadline);
+      if (frame.code !== 200) this.#onErrorFrame(frame, request, tracingId);
+      else if (request.configure) this.#onSession(body);
+      else request.resolve(body);
     } else if (frame.class === 'SessionExpiredEvent') {
       this.#replace();
-    } else if (frame.class === 'StructuredMessage' && body) {
-      if (this.#echoes.delete(tracingId)) return; // the keep-alive's answer
+    } else if (frame.class === 'StructuredMessage' && typeof body === 'object' && body) {
       this.#pending.delete(tracingId);
       if (body.type === 'Text') {
         const message = toMessage(body, false);
-        request?.resolve?.(message);
+        request?.resolve(message);
         this.#emit('message', message);
       }
-      for (const event of body.events ?? []) {
-        const kind = event.eventType?.toLowerCase();
+      for (const event of Array.isArray(body.events) ? body.events : []) {
+        const kind = String(event?.eventType).toLowerCase();
         if (kind === 'typing' || kind === 'presence') this.#emit(kind, event[kind] ?? {});
         if (kind === 'presence' && event.presence?.type === 'Disconnect') this.#replace();
       }
@@ -217,35 +203,47 @@ class GuestChat extends EventTarget {
   }
 
   #onSession(body) {
-    // Ended by the agent: a new conversation starts (the service asks Genesys for it with startNew).
-    if (body.readOnly) return this.#replace();
-    this.#attempts = 0;
+    // Ended by the agent: the service starts a new conversation.
+    if (body?.readOnly) return this.#replace();
     this.#setState('open');
-    this.#stopKeepAlive();
+    // Backoffs restart only once the socket has proven healthy, not on every configured one.
+    this.#healthy = setTimeout(() => this.#settle(), 30000);
     this.#keepAlive = setInterval(() => this.#echo(), this.#keepAliveMs);
     for (const request of this.#outbox.splice(0)) this.#request(request);
+    const ws = this.#ws;
     this.loadHistory().then(
-      (messages) => this.#emit('history', messages),
-      (error) => this.#emit('chaterror', error),
+      // A slow answer for a replaced or closed session must not show its conversation.
+      (messages) => this.#ws === ws && this.#emit('history', messages),
+      (error) => this.#ws === ws && this.#emit('chaterror', error),
     );
   }
 
-  #onErrorFrame(frame, request) {
+  #settle() {
+    this.#attempts = this.#replacements = 0;
+  }
+
+  #onErrorFrame(frame, request, tracingId) {
     const body = frame.body;
     const code = body?.errorCode ?? frame.code;
     const error = new GuestChatError(body?.errorMessage ?? (typeof body === 'string' ? body : 'Guest API error'), {
       code,
       retryAfter: body?.retryAfter ?? null,
     });
-    if (code === TOO_MANY_REQUESTS && request.frame) {
-      this.#retry(error, error.retryAfter ?? RECONNECT_FIRST_SECONDS, () => this.#request(request));
+    const throttled = code === TOO_MANY_REQUESTS && request.frame;
+    if (throttled) error.retryInSeconds = bounded(error.retryAfter ?? 1);
+    this.#emit('chaterror', error);
+    if (throttled) {
+      // Each waits on its own timer, still pending: a lost socket resends it, close() rejects it.
+      this.#pending.set(tracingId, request);
+      request.timer = setTimeout(() => {
+        this.#pending.delete(tracingId);
+        this.#request(request);
+      }, error.retryInSeconds * 1000);
     } else if (SESSION_GONE.has(code)) {
       this.#replace();
       if (request.resolve) this.#outbox.push(request); // sent again in the new session
-      this.#emit('chaterror', error);
     } else {
       request.reject?.(error);
-      this.#emit('chaterror', error);
     }
   }
 
@@ -256,29 +254,26 @@ class GuestChat extends EventTarget {
     this.#emit('chaterror', error);
   }
 
-  /** The session expired or its conversation ended: the token client gets the guest a new one. */
   #replace() {
     if (this.#state === 'replacing') return;
     this.#drop();
     this.#sessionToken = null;
     this.#setState('replacing');
-    this.#tokens.refresh();
+    // A session refused again and again must not loop: back off, then give up.
+    const count = ++this.#replacements;
+    if (count > MAX_REPLACEMENTS) {
+      this.#setState('unavailable');
+      return this.#emit('chaterror', new GuestChatError('No usable chat session.', { code: 'session_unavailable' }));
+    }
+    this.#timer = setTimeout(() => this.#tokens.refresh(), count > 1 ? backoff(count - 1, 30) * 1000 : 0);
   }
 
   #echo() {
-    if (this.#echoes.size) {
-      this.#ws?.close(); // the last keep-alive went unanswered: a dead socket, so reconnect
-      return;
-    }
+    if (this.#echoes.size) return this.#lost('Genesys stopped answering.', 'connection_lost');
     const tracingId = `echo-${++this.#ids}`;
     this.#echoes.add(tracingId);
     const frame = { action: 'echo', message: { type: 'Text', text: 'ping' }, token: this.#sessionToken, tracingId };
     this.#ws?.send(JSON.stringify(frame));
-  }
-
-  #stopKeepAlive() {
-    clearInterval(this.#keepAlive);
-    this.#echoes.clear();
   }
 
   #nextToken() {
@@ -290,7 +285,7 @@ class GuestChat extends EventTarget {
 
   #restBase(token) {
     if (this.#apiBaseUrl) return this.#apiBaseUrl.replace(/\/?$/, '/');
-    // Genesys serves the Guest API at wss://webmessaging.<region> and the REST API at https://api.<region>.
+    // wss://webmessaging.<region> -> https://api.<region>
     const url = new URL(token.webSocketUrl);
     return `https://${url.host.replace(/^webmessaging\./, 'api.')}/`;
   }
@@ -303,9 +298,12 @@ class GuestChat extends EventTarget {
   }
 
   #emit(type, detail) {
-    this.dispatchEvent(new CustomEvent(type, { detail }));
+    // Nothing after close() but its own statechange.
+    if (this.#following || type === 'statechange') this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 }
+
+const closedError = () => new GuestChatError('The chat was closed.', { code: 'closed' });
 
 function toMessage(body, fromHistory) {
   return {

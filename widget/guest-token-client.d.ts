@@ -52,7 +52,8 @@ export interface GuestTokenClientOptions {
   /** Stop refreshing once the page has been hidden this long; resume when it is visible. Default 300. */
   hiddenPauseSeconds?: number;
   /**
-   * Tries again after network errors, 429 and 5xx with a growing backoff (or the answer's `Retry-After`) this
+   * Tries again after network errors, an answer without a token (a captive portal), 429 and 5xx with a
+   * backoff (0.5-1 s doubling up to 60 s, or the answer's `Retry-After` when longer, bounded to 1-300 s) this
    * many times in a row, then every 150-300 s; and at once when the page goes back online, is shown again from
    * the back-forward cache or becomes visible. Default 5.
    */
@@ -123,8 +124,17 @@ export interface GuestTokenClient extends TypedEventTarget<GuestTokenClientEvent
   stop(): void;
 }
 
-/** The `localStorage` key of the guest's id. */
+/**
+ * The `localStorage` key of the guest's id. Tabs share it: a tab that stores a new guest (New guest, a replaced
+ * session) makes the others adopt it (`storage` event), and each token request sends the stored id.
+ */
 export declare const GUEST_ID_STORAGE_KEY: string;
+
+/** Exponential backoff with jitter: 0.5-1 s for `attempt` 1, doubling up to `max` seconds (shared with guest-chat.js). */
+export declare function backoff(attempt: number, max: number): number;
+
+/** A server's wait in seconds bounded to 1-300 s: 0 must not loop, nor a huge value overflow `setTimeout`. */
+export declare function bounded(seconds: number): number;
 
 /** Creates a client; nothing is requested until `start()`. */
 export declare function createGuestTokenClient(options: GuestTokenClientOptions): GuestTokenClient;

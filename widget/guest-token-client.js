@@ -1,45 +1,29 @@
-/**
- * Guest-token client for Genesys Cloud Web Messaging chat widgets: gets a guest token from the guest-token
- * service, keeps the guest's id across page loads and refreshes the token before it expires.
- * A plain ES module: no dependencies, no build step. Types: guest-token-client.d.ts.
- * @module guest-token-client
- */
+// Gets guest tokens from the guest-token service and keeps them fresh. Docs and types: guest-token-client.d.ts.
 
 export const GUEST_ID_STORAGE_KEY = 'genesys-guest-token:guest-id';
 
 const GUEST_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const BACKOFF_FIRST_SECONDS = 1;
-const BACKOFF_MAX_SECONDS = 60;
 const SLOW_RETRY_SECONDS = 300; // after maxRetries: an outage must not leave open chats dead until a reload
-const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout's ceiling
 
-/** A failed token request: the service's error `code`, or `network_error` / `invalid_response`. */
+// 0.5-1 s for attempt 1, doubling up to max seconds, jittered.
+export const backoff = (attempt, max) => Math.min(max, 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
+
+// A server's 0 must not loop, nor a huge wait overflow setTimeout.
+export const bounded = (seconds) => Math.min(300, Math.max(1, Number(seconds) || 0));
+
 export class GuestTokenError extends Error {
-  /**
-   * @param {string} message
-   * @param {{status?: number | null, code: string, requestId?: string | null,
-   *   details?: Array<{field: string, issue: string}>, retryAfter?: number | null}} info
-   */
   constructor(message, { status = null, code, requestId = null, details = [], retryAfter = null }) {
     super(message);
     this.name = 'GuestTokenError';
-    /** HTTP status, or null when no answer arrived (network down, or CORS refused this page's origin). */
     this.status = status;
     this.code = code;
     this.requestId = requestId;
     this.details = details;
-    /** The answer's Retry-After in seconds, or null. */
     this.retryAfter = retryAfter;
-    /** Seconds until the client tries again by itself; null: it will not. */
     this.retryInSeconds = null;
   }
 }
 
-/**
- * Creates a client; nothing is requested until `start()`.
- * @param {import('./guest-token-client.js').GuestTokenClientOptions} options
- * @returns {import('./guest-token-client.js').GuestTokenClient}
- */
 export function createGuestTokenClient(options) {
   return new GuestTokenClient(options);
 }
@@ -63,9 +47,12 @@ class GuestTokenClient extends EventTarget {
   #timer;
   #hiddenTimer;
   #request = null;
+  #onStorage;
 
   constructor(options) {
     super();
+    // Tabs share the guest: when one stores a new id, the others adopt it.
+    this.#onStorage = (event) => event.key === this.#storageKey && this.#adopt();
     if (!options?.endpoint) throw new TypeError('createGuestTokenClient: `endpoint` is required');
     this.#endpoint = String(new URL(options.endpoint, globalThis.location?.href));
     this.#body = { duration: options.duration, scopes: options.scopes && [...options.scopes] };
@@ -76,22 +63,32 @@ class GuestTokenClient extends EventTarget {
     this.#marginMs = (options.refreshMarginSeconds ?? 60) * 1000;
     this.#hiddenPauseMs = (options.hiddenPauseSeconds ?? 300) * 1000;
     this.#maxRetries = options.maxRetries ?? 5;
-    const stored = attempt(() => this.#storage?.getItem(this.#storageKey));
-    // Anything but a UUID would be refused by the service; a new guest is better than a stuck widget.
-    this.#guestId = typeof stored === 'string' && GUEST_ID.test(stored) ? stored : null;
+    this.#guestId = this.#stored();
   }
 
-  /** The guest's id: the stored one of a returning visitor, or the service's once it has answered; else null. */
+  #stored() {
+    const stored = attempt(() => this.#storage?.getItem(this.#storageKey));
+    // Anything but a UUID would be refused by the service; a new guest is better than a stuck widget.
+    return typeof stored === 'string' && GUEST_ID.test(stored) ? stored : null;
+  }
+
+  #adopt() {
+    const stored = this.#stored();
+    if (this.#started && stored && stored !== this.#guestId) {
+      this.#guestId = stored;
+      this.#current = null;
+      this.refresh();
+    }
+  }
+
   get guestId() {
     return this.#guestId;
   }
 
-  /** The latest token while it has not expired; else null. */
   get current() {
     return this.#current && Date.now() < this.#current.expiresAt.getTime() ? this.#current : null;
   }
 
-  /** Requests a token now and keeps it fresh until `stop()`. */
   start() {
     if (!this.#started) {
       this.#started = true;
@@ -102,19 +99,18 @@ class GuestTokenClient extends EventTarget {
       }
       globalThis.addEventListener?.('online', this.#recheck);
       globalThis.addEventListener?.('pageshow', this.#recheck);
+      globalThis.addEventListener?.('storage', this.#onStorage);
       this.#fetchToken();
     }
     return this;
   }
 
-  /** Requests a new token now (starting the client if it is not running). */
   refresh() {
     this.#failures = 0;
     if (this.#started) this.#fetchToken();
     else this.start();
   }
 
-  /** Forgets the guest (and its token) and, when running, requests a token for a new guest. */
   reset() {
     this.#forget();
     if (this.#started) this.refresh();
@@ -126,7 +122,6 @@ class GuestTokenClient extends EventTarget {
     attempt(() => this.#storage?.removeItem(this.#storageKey));
   }
 
-  /** Stops refreshing, cancels a request under way and detaches from the page. */
   stop() {
     this.#started = this.#paused = false;
     clearTimeout(this.#timer);
@@ -136,6 +131,7 @@ class GuestTokenClient extends EventTarget {
     globalThis.document?.removeEventListener('visibilitychange', this.#onVisibilityChange);
     globalThis.removeEventListener?.('online', this.#recheck);
     globalThis.removeEventListener?.('pageshow', this.#recheck);
+    globalThis.removeEventListener?.('storage', this.#onStorage);
   }
 
   // Back online, back from the bfcache or visible again: retry now what was failing or has expired meanwhile.
@@ -177,7 +173,7 @@ class GuestTokenClient extends EventTarget {
   #later(ms) {
     clearTimeout(this.#timer);
     if (this.#started && !this.#paused) {
-      this.#timer = setTimeout(() => this.#fetchToken(), Math.min(Math.max(0, ms), MAX_TIMER_MS));
+      this.#timer = setTimeout(() => this.#fetchToken(), Math.min(Math.max(0, ms), 2 ** 31 - 1));
     }
   }
 
@@ -185,15 +181,15 @@ class GuestTokenClient extends EventTarget {
     clearTimeout(this.#timer);
     this.#request?.abort(); // a reset() must not get the previous guest's token
     const request = (this.#request = new AbortController());
-    const sentGuestId = this.#guestId;
+    // Another tab may have begun a new guest (a reset, a replaced session): join it rather than undo it.
+    const sentGuestId = (this.#guestId = this.#stored() ?? this.#guestId);
     let token;
     try {
       const response = await fetch(this.#endpoint, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
         body: JSON.stringify({ guestId: this.#guestId ?? undefined, ...this.#body }),
-        credentials: 'omit',
-        cache: 'no-store',
+        credentials: 'omit', // no cache option: 'no-store' would defeat the preflight cache
         signal: request.signal,
       });
       token = await readToken(response);
@@ -227,16 +223,15 @@ class GuestTokenClient extends EventTarget {
   }
 
   #fail(error) {
-    // Only what may pass by itself is retried: no answer, 429 and 5xx. A 4xx will not change on its own.
-    // After maxRetries in a row it slows down instead of giving up; online, pageshow and visible retry at once.
-    this.#waiting = error.status === null || error.status === 429 || error.status >= 500;
+    // Retried: what may pass by itself (a 4xx will not). Retry-After only lengthens the backoff.
+    const { status, code } = error;
+    this.#waiting = status === null || code === 'invalid_response' || status === 429 || status >= 500;
     if (this.#waiting) {
-      this.#failures += 1;
-      const backoff =
-        this.#failures > this.#maxRetries
-          ? SLOW_RETRY_SECONDS
-          : Math.min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** (this.#failures - 1));
-      error.retryInSeconds = error.retryAfter ?? backoff * (0.5 + Math.random() / 2);
+      const failures = ++this.#failures;
+      error.retryInSeconds =
+        failures > this.#maxRetries
+          ? backoff(Infinity, SLOW_RETRY_SECONDS) // 150-300 s
+          : Math.max(backoff(failures, 60), error.retryAfter === null ? 0 : bounded(error.retryAfter));
       this.#later(error.retryInSeconds * 1000);
     }
     this.#emit('tokenerror', error, this.#onError);
@@ -263,7 +258,6 @@ async function readToken(response) {
   }
   if (response.ok) {
     const { token, guestId, scopes, expiresIn, newSession, deploymentId, webSocketUrl } = body ?? {};
-    // scopes come with the rest source; newSession, deploymentId and webSocketUrl with webmessaging.
     if (typeof token === 'string' && typeof guestId === 'string' && expiresIn > 0 && (scopes === undefined || Array.isArray(scopes))) {
       // expiresIn, not the server's expiresAt: a wrong clock on this device must not matter.
       const expiresAt = new Date(Date.now() + expiresIn * 1000);
@@ -284,7 +278,7 @@ async function readToken(response) {
   });
 }
 
-/** Retry-After as seconds: a number of seconds or an HTTP date (RFC 9110); null when absent or unreadable. */
+// Seconds or an HTTP date (RFC 9110).
 function retryAfterSeconds(value) {
   if (value === null) return null;
   const seconds = /^\d+$/.test(value.trim()) ? Number(value) : (Date.parse(value) - Date.now()) / 1000;
@@ -292,7 +286,7 @@ function retryAfterSeconds(value) {
 }
 
 function localStorageOrNull() {
-  // Reading the property itself throws where storage is blocked (sandboxed frames, blocked site data).
+  // Throws where storage is blocked.
   return attempt(() => globalThis.localStorage) ?? null;
 }
 

@@ -269,3 +269,24 @@ def test_the_type_declarations_cover_what_the_module_exports(stack: LocalStack, 
     declarations = (REPO / "widget" / f"{module}.d.ts").read_text()
     declared = re.findall(r"^export declare (?:class|function|const) (\w+)", declarations, re.MULTILINE)
     assert exported == sorted(declared)
+
+
+def test_token_requests_reuse_the_cors_preflight(stack: LocalStack, widget: Widget):
+    preflights: list[str] = []
+    session = widget.page.context.new_cdp_session(widget.page)
+    session.send("Network.enable")
+    session.on("Network.responseReceived", lambda event: event.get("type") == "Preflight" and preflights.append(""))
+    widget.open(stack.demo)
+    widget.wait_for_tokens(1)
+    for count in (2, 3, 4):
+        widget.page.get_by_role("button", name="Refresh now").click()
+        widget.wait_for_tokens(count)
+    # The service allows caching a preflight for 10 minutes; a request the browser may not cache (`no-store`)
+    # would cost one before every token request.
+    assert 1 <= len(preflights) <= 2, preflights
+
+
+def test_the_demo_sends_the_guest_id_to_no_endpoint_on_another_origin(stack: LocalStack, widget: Widget):
+    widget.open(stack.demo, endpoint="http://127.0.0.1:9/guest-tokens")
+    widget.wait_for_tokens(1)  # from the configured endpoint
+    assert not [url for url in widget.urls if url.startswith("http://127.0.0.1:9/")]

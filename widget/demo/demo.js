@@ -1,15 +1,16 @@
 // The demo page: a chat widget on the two modules, showing the conversation and what the token client hands
 // it. Like a real widget it never prints the token (only its length) nor the session token. Query parameters:
-// endpoint; with the service's rest source (no chat then) also duration and scopes (comma-separated), which
-// the default webmessaging source refuses with 422.
+// endpoint (on the page's origin or the configured endpoint's); with the service's rest source (no chat then)
+// also duration and scopes (comma-separated), which the default webmessaging source refuses with 422.
 import { createGuestChat } from '../guest-chat.js';
 import { createGuestTokenClient } from '../guest-token-client.js';
 
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
 
-// `make run` serves config.json with its endpoint and where Genesys' REST API is (for the history); a page
-// hosted elsewhere passes ?endpoint= (the REST API is then found from the WebSocket URL, as in production).
+// `make run` serves config.json with its endpoint and where Genesys' REST API is (for the history); ?endpoint=
+// picks another path on this page's origin or the configured endpoint's (the REST API is then found from the
+// WebSocket URL, as in production).
 async function config() {
   try {
     return await (await fetch('config.json', { cache: 'no-store' })).json();
@@ -19,7 +20,11 @@ async function config() {
 }
 
 const settings = await config();
-const apiEndpoint = params.get('endpoint') ?? settings.endpoint;
+// Any other origin is refused: a link must not send the stored guest's id (the session token) to another site.
+const originOf = (url) => URL.parse(url, location.href)?.origin;
+const asked = params.get('endpoint');
+const allowed = asked && [location.origin, originOf(settings.endpoint)].includes(originOf(asked));
+const apiEndpoint = allowed ? asked : settings.endpoint;
 const client = createGuestTokenClient({
   endpoint: apiEndpoint,
   duration: params.get('duration') ?? undefined,

@@ -1,0 +1,346 @@
+"""The widget modules against a token service and a Guest API that misbehave: Playwright answers the token
+request, the history call and the WebSocket (scripted per test), and the page's clock is moved by the test so
+that backoffs of minutes take no time. Each test checks what a guest would notice: messages lost or sent
+twice, requests hammered, a chat stuck or showing someone else's conversation."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Page, Route, WebSocketRoute
+
+from tests.browser.conftest import LocalStack, Widget
+
+pytestmark = pytest.mark.browser
+
+GUEST_A = "6f1c1a52-59a1-4f4b-9a55-1f6a3c7e0a01"
+GUEST_B = "6f1c1a52-59a1-4f4b-9a55-1f6a3c7e0a02"
+SETUP = """async (options) => {
+    const { createGuestTokenClient } = await import('/guest-token-client.js');
+    const { createGuestChat } = await import('/guest-chat.js');
+    window.events = [];
+    window.client = createGuestTokenClient({ endpoint: '/tok' });
+    window.chat = createGuestChat({ tokens: client, apiBaseUrl: '/api/', ...options });
+    client.addEventListener('tokenerror', (e) => events.push(['tokenerror', e.detail.code, e.detail.retryInSeconds]));
+    for (const type of ['statechange', 'chaterror', 'history', 'message']) {
+        chat.addEventListener(type, (e) => events.push([type, e.detail?.code ?? e.detail, e.detail?.retryInSeconds]));
+    }
+    chat.start();
+    client.start();
+}"""
+
+
+@dataclass
+class Fake:
+    """The token endpoint, the history call and Genesys' WebSocket, as the test scripts them."""
+
+    page: Page
+    guest: str = GUEST_A
+    token_answer: Callable[[], dict[str, Any]] | None = None  # None: a token for ``guest``
+    on_frame: Callable[[WebSocketRoute, dict[str, Any]], None] | None = None
+    token_requests: int = 0
+    sockets: list[WebSocketRoute] = field(default_factory=list)
+    frames: list[dict[str, Any]] = field(default_factory=list)
+    held_history: list[Route] = field(default_factory=list)
+    hold_history: bool = False
+    ws_url: str = "ws://genesys.test/v1"
+
+    def token(self, route: Route) -> None:
+        self.token_requests += 1
+        if self.token_answer:
+            route.fulfill(**self.token_answer())
+            return
+        body = {
+            "token": "header.payload.signature-of-a-fake-jwt",
+            "guestId": self.guest,
+            "expiresIn": 3600,
+            "deploymentId": "dep",
+            "webSocketUrl": self.ws_url,
+        }
+        route.fulfill(json=body)
+
+    def history(self, route: Route) -> None:
+        if self.hold_history:
+            self.held_history.append(route)
+        else:
+            self.answer_history(route)
+
+    def answer_history(self, route: Route) -> None:
+        text = f"history of {self.guest}"
+        route.fulfill(json={"entities": [{"type": "Text", "text": text, "id": "h", "direction": "Outbound"}]})
+
+    def socket(self, ws: WebSocketRoute) -> None:
+        self.sockets.append(ws)
+        ws.on_message(lambda raw: self._frame(ws, json.loads(raw)))
+
+    def _frame(self, ws: WebSocketRoute, frame: dict[str, Any]) -> None:
+        self.frames.append(frame)
+        if self.on_frame:
+            self.on_frame(ws, frame)
+        else:
+            healthy(ws, frame)
+
+    def sent_texts(self) -> list[str]:
+        return [frame["message"]["text"] for frame in self.frames if frame["action"] == "onMessage"]
+
+    def events(self, kind: str) -> list[list[Any]]:
+        return [event for event in self.page.evaluate("events") if event[0] == kind]
+
+    def run(self, duration: str, steps: int = 1) -> None:
+        """Moves the page's clock by ``duration`` in ``steps``, letting real-time work (fetches, frames) settle."""
+        minutes, seconds = (int(part) for part in duration.split(":"))
+        for _ in range(steps):
+            self.page.clock.run_for((minutes * 60 + seconds) * 1000 // steps)
+            self.page.wait_for_timeout(50)
+
+
+def answer(ws: WebSocketRoute, frame: dict[str, Any], code: int, body: Any, kind: str = "response") -> None:
+    name = "StructuredMessage" if kind == "message" else "SessionResponse"
+    ws.send(json.dumps({"type": kind, "class": name, "code": code, "tracingId": frame["tracingId"], "body": body}))
+
+
+def throttle(ws: WebSocketRoute, frame: dict[str, Any], retry_after: int) -> None:
+    """Genesys' 4029: too many requests, try again in ``retry_after`` seconds."""
+    answer(ws, frame, 429, {"errorCode": 4029, "errorMessage": "slow", "retryAfter": retry_after})
+
+
+def healthy(ws: WebSocketRoute, frame: dict[str, Any]) -> None:
+    """Genesys as it should be: a session, each text stored and echoed, each keep-alive answered."""
+    if frame["action"] == "configureSession":
+        answer(ws, frame, 200, {"connected": True, "readOnly": False})
+    else:
+        body = {"type": "Text", "text": frame["message"]["text"], "id": frame["tracingId"], "direction": "Inbound"}
+        answer(ws, frame, 200, body, kind="message")
+
+
+@pytest.fixture
+def fake(stack: LocalStack, widget: Widget) -> Iterator[Fake]:
+    """A page on the demo's origin (which serves the modules) with the fakes routed and the clock installed."""
+    page = widget.page
+    origin = "{0.scheme}://{0.netloc}".format(urlsplit(stack.demo))
+    fake = Fake(page)
+    page.route(f"{origin}/tok", fake.token)
+    page.route(f"{origin}/api/**", fake.history)
+    page.route_web_socket("ws://genesys.test/**", fake.socket)
+    page.clock.install()
+    # A real document of that origin (a fulfilled one would count as a public address space, and Chromium's
+    # local network access checks would then refuse a WebSocket to 127.0.0.1); the script is shown, not run.
+    page.goto(f"{origin}/demo/demo.js")
+    yield fake
+
+
+def start(fake: Fake, **options: Any) -> None:
+    fake.page.evaluate(SETUP, options)
+
+
+def opened(fake: Fake) -> None:
+    fake.page.wait_for_function("chat.state === 'open'")
+
+
+def test_each_message_answered_4029_is_sent_again_after_its_own_wait(fake: Fake):
+    refused: set[str] = set()
+
+    def throttle_each_text_once(ws: WebSocketRoute, frame: dict[str, Any]) -> None:
+        text = frame.get("message", {}).get("text")
+        if frame["action"] == "onMessage" and text not in refused:
+            refused.add(text)
+            throttle(ws, frame, 3)
+        else:
+            healthy(ws, frame)
+
+    fake.on_frame = throttle_each_text_once
+    start(fake)
+    opened(fake)
+    fake.page.evaluate("window.r = {}; for (const t of ['one', 'two']) chat.send(t).then(() => r[t] = 'sent'); 0")
+    fake.page.wait_for_function("events.filter(e => e[1] === 4029).length === 2")
+    assert fake.sent_texts() == ["one", "two"]
+    fake.run("00:04", steps=4)
+    fake.page.wait_for_function("r.one && r.two")
+    assert sorted(fake.sent_texts()) == ["one", "one", "two", "two"]
+
+
+def test_a_message_waiting_out_a_4029_goes_out_on_the_next_socket_and_close_rejects_what_is_left(fake: Fake):
+    def throttle_then_hang_up(ws: WebSocketRoute, frame: dict[str, Any]) -> None:
+        if frame["action"] == "onMessage" and len(fake.sockets) == 1:
+            throttle(ws, frame, 60)
+            ws.close(code=1011, reason="gone")
+        else:
+            healthy(ws, frame)
+
+    fake.on_frame = throttle_then_hang_up
+    start(fake)
+    opened(fake)
+    fake.page.evaluate("window.r = {}; chat.send('one').then(() => r.one = 'sent'); 0")
+    fake.page.wait_for_function("chat.state === 'reconnecting'")
+    fake.run("00:02", steps=2)
+    fake.page.wait_for_function("r.one === 'sent'")  # on the second socket, without waiting the 60 s out
+    assert fake.sent_texts() == ["one", "one"] and len(fake.sockets) == 2
+
+    fake.on_frame = lambda ws, frame: frame["action"] == "configureSession" and healthy(ws, frame)  # no answers
+    fake.page.evaluate("chat.send('two').catch((e) => r.two = e.code); chat.close(); 0")
+    fake.page.evaluate("chat.send('three').catch((e) => r.three = e.code); 0")
+    fake.page.wait_for_function("r.two && r.three")
+    assert fake.page.evaluate("r") == {"one": "sent", "two": "closed", "three": "closed"}
+
+
+def test_retry_after_never_outruns_the_backoff_nor_max_retries(fake: Fake):
+    fake.token_answer = lambda: {"status": 503, "headers": {"Retry-After": "0"}, "json": {"error": {"code": "x"}}}
+    start(fake)
+    fake.run("02:00", steps=60)
+    retry_in = [event[2] for event in fake.events("tokenerror")]
+    assert fake.token_requests == 6  # the first request and maxRetries (5) retries, then the slow retry
+    assert all(seconds >= 1 for seconds in retry_in[:5]) and 150 <= retry_in[5] <= 300
+
+
+def test_an_answer_without_a_token_is_retried_like_a_network_error(fake: Fake):
+    portal = {"status": 200, "content_type": "text/html", "body": "<html>Log in to the Wi-Fi</html>"}
+    fake.token_answer = lambda: portal
+    start(fake)
+    fake.page.wait_for_function("events.some(e => e[1] === 'invalid_response')")
+    assert fake.events("tokenerror")[0][2] is not None  # retrying by itself
+    fake.token_answer = None
+    fake.run("00:02", steps=4)
+    opened(fake)
+
+
+@pytest.mark.parametrize("refusal", ["expired", "read-only"])
+def test_a_session_refused_every_time_is_replaced_with_backoff_then_given_up(fake: Fake, refusal: str):
+    def refuse(ws: WebSocketRoute, frame: dict[str, Any]) -> None:
+        if refusal == "expired":
+            answer(ws, frame, 4006, "Session has expired")
+        else:
+            answer(ws, frame, 200, {"connected": True, "readOnly": True})
+
+    fake.on_frame = refuse
+    start(fake)
+    fake.run("00:03", steps=6)
+    assert fake.token_requests <= 4  # at once, then 0.5-1 s, 1-2 s, 2-4 s... between replacements
+    fake.run("02:00", steps=40)
+    fake.page.wait_for_function("chat.state === 'unavailable'")
+    assert fake.events("chaterror")[-1][1] == "session_unavailable"
+    assert fake.token_requests == 6  # the first session and 5 replacements
+
+
+def test_reconnects_back_off_while_each_socket_is_dropped_soon_after_it_is_configured(fake: Fake):
+    def configure_then_hang_up(ws: WebSocketRoute, frame: dict[str, Any]) -> None:
+        healthy(ws, frame)
+        ws.close(code=1011, reason="gone")
+
+    fake.on_frame = configure_then_hang_up
+    start(fake)
+    fake.run("00:30", steps=60)
+    assert 4 <= len(fake.sockets) <= 6  # 0.5-1 s, 1-2 s, 2-4 s, 4-8 s, 8-16 s: not one a second
+
+
+@pytest.mark.parametrize("silent", ["handshake", "configureSession"])
+def test_a_handshake_or_configure_left_unanswered_times_out_and_reconnects(fake: Fake, widget: Widget, silent: str):
+    with socket.create_server(("127.0.0.1", 0)) as server:  # takes connections, never answers the handshake
+        held: list[Any] = []
+        threading.Thread(target=lambda: held.append(server.accept()), daemon=True).start()
+        if silent == "handshake":
+            fake.ws_url = f"ws://127.0.0.1:{server.getsockname()[1]}/v1"
+        else:
+            fake.on_frame = lambda ws, frame: None
+        start(fake)
+        fake.page.wait_for_function("chat.state === 'connecting'")
+        fake.page.wait_for_timeout(300)
+        fake.run("00:16", steps=8)
+        assert fake.page.evaluate("chat.state") == "reconnecting"
+        assert [event[1] for event in fake.events("chaterror")] == ["timeout"]
+        if silent == "configureSession":
+            fake.run("00:02", steps=4)
+            assert len(fake.sockets) == 2
+
+
+def test_an_unanswered_keep_alive_reconnects(fake: Fake):
+    fake.on_frame = lambda ws, frame: frame["action"] != "echo" and healthy(ws, frame)
+    start(fake, keepAliveSeconds=0)  # counts as the 10 s minimum
+    opened(fake)
+    fake.run("00:09", steps=3)
+    assert [frame["action"] for frame in fake.frames] == ["configureSession"]
+    fake.run("00:12", steps=6)  # an echo at 10 s, unanswered at 20 s
+    assert fake.events("chaterror")[0][1] == "connection_lost"
+    fake.run("00:02", steps=4)
+    assert len(fake.sockets) == 2
+
+
+def test_a_slow_history_of_the_previous_guest_is_never_shown(fake: Fake):
+    fake.hold_history = True
+    start(fake)
+    opened(fake)
+    fake.page.wait_for_timeout(200)
+    assert len(fake.held_history) == 1
+    fake.guest = GUEST_B
+    fake.hold_history = False
+    fake.page.evaluate("client.reset()")  # New guest
+    fake.page.wait_for_function("events.some(e => e[0] === 'history')")
+    fake.guest = GUEST_A
+    fake.answer_history(fake.held_history[0])  # the old guest's history arrives last
+    fake.page.wait_for_timeout(300)
+    assert [[message["text"] for message in event[1]] for event in fake.events("history")] == [
+        [f"history of {GUEST_B}"]
+    ]
+
+
+def test_frames_of_an_unexpected_shape_are_ignored(fake: Fake, widget: Widget):
+    start(fake)
+    opened(fake)
+    ws = fake.sockets[0]
+    for odd in [None, 42, {"class": "StructuredMessage", "body": {"type": "Event", "events": {"0": {}}}}]:
+        ws.send(json.dumps(odd))
+    ws.send(json.dumps({"class": "StructuredMessage", "body": {"type": "Event", "events": [None, {"eventType": 1}]}}))
+    fake.page.evaluate("chat.send('still here')")
+    fake.page.wait_for_function("events.some(e => e[0] === 'message')")
+    assert widget.page_errors == [] and fake.page.evaluate("chat.state") == "open"
+
+
+def test_nothing_happens_after_close(fake: Fake):
+    fake.hold_history = True
+    start(fake)
+    opened(fake)
+    fake.page.evaluate("chat.close()")
+    fake.answer_history(fake.held_history[0])
+    fake.page.wait_for_timeout(300)
+    assert [event[0] for event in fake.page.evaluate("events")][-1] == "statechange"
+    assert fake.events("history") == []
+    assert fake.page.evaluate("chat.send('late').catch((e) => e.code)") == "closed"
+
+
+def test_a_huge_4029_wait_is_bounded_not_overflowed(fake: Fake):
+    fake.on_frame = lambda ws, frame: (
+        throttle(ws, frame, 3_000_000) if frame["action"] == "onMessage" else healthy(ws, frame)
+    )
+    start(fake)
+    opened(fake)
+    fake.page.evaluate("chat.send('one'); 0")
+    fake.page.wait_for_function("events.some(e => e[1] === 4029)")
+    fake.run("00:10", steps=5)
+    assert fake.sent_texts() == ["one"]
+    assert fake.events("chaterror")[0][2] == 300
+
+
+def test_a_new_guest_in_one_tab_is_adopted_by_the_others(fake: Fake, stack: LocalStack):
+    start(fake)
+    opened(fake)
+    other = fake.page.context.new_page()
+    other.route("**/tok", fake.token)
+    other.route("**/api/**", fake.history)
+    other.route_web_socket("ws://genesys.test/**", fake.socket)
+    other.goto(fake.page.url)
+    other.evaluate(SETUP, {})
+    other.wait_for_function("chat.state === 'open'")
+
+    fake.guest = GUEST_B
+    fake.page.evaluate("client.reset()")
+    other.wait_for_function("guest => client.guestId === guest", arg=GUEST_B)
+    other.wait_for_function("chat.state === 'open'")
+    other.evaluate("client.refresh()")  # tab B's next refresh keeps the new guest
+    other.wait_for_timeout(300)
+    assert other.evaluate("localStorage.getItem('genesys-guest-token:guest-id')") == GUEST_B
