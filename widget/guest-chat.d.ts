@@ -37,8 +37,9 @@ export interface GuestChatOptions {
 
 /**
  * `idle`: no token yet (or not started); `replacing`: getting a new session after Genesys ended or expired one;
- * `unavailable`: the token has no Web Messaging session (`rest` source), or sessions kept being refused (5
- * replacements in a row without a healthy one: retried on the token client's next token); `closed`: `close()`.
+ * `unavailable`: the token has no Web Messaging session (`rest` source), Genesys refused `configureSession`
+ * with a 4xxx, or sessions kept being refused (5 replacements in a row without a healthy one); retried on the
+ * token client's next token. `closed`: `close()`.
  */
 export type GuestChatState = "idle" | "connecting" | "open" | "reconnecting" | "replacing" | "unavailable" | "closed";
 
@@ -49,8 +50,8 @@ export declare class GuestChatError extends Error {
    * Genesys' code: 4000 (refused, e.g. a read-only session), 4006 (session expired), 4007 (session not
    * found), 4020 (missing parameter), 4029 (too many requests: waited out and sent again), 5000; or
    * `connection_lost` (also a keep-alive unanswered), `timeout` (no WebSocket handshake or `configureSession`
-   * answer within 15 s), `session_unavailable` (gave up replacing sessions), `closed` or `http_<status>` (the
-   * history call).
+   * answer within 15 s), `session_unavailable` (gave up replacing sessions), `unavailable` (a send while the
+   * chat has no session), `closed` or `http_<status>` (the history call).
    */
   readonly code: number | string;
   /** HTTP status of the history call, else null. */
@@ -84,7 +85,8 @@ export interface GuestChat extends TypedEventTarget<GuestChatEventMap> {
   start(): this;
   /**
    * Sends a text; resolves with it as Genesys stored it (waits while reconnecting; each 4029 is waited out and
-   * the text sent again, also after a reconnect). Rejects with `closed` after `close()`.
+   * the text sent again, also after a reconnect: at least once, so a text whose answer was lost with the socket
+   * may arrive twice). Rejects with `closed` after `close()`, `unavailable` while the chat has no session.
    */
   send(text: string): Promise<ChatMessage>;
   /** The conversation so far (oldest first, texts only), through the guest REST call with the current JWT. */

@@ -68,6 +68,7 @@ class GuestChat extends EventTarget {
     return new Promise((resolve, reject) => {
       const request = { frame: { action: 'onMessage', message: { type: 'Text', text } }, resolve, reject };
       if (this.#state === 'closed') reject(closedError());
+      else if (this.#state === 'unavailable') reject(unavailableError());
       else if (this.#state === 'open') this.#request(request);
       else this.#outbox.push(request);
     });
@@ -103,7 +104,7 @@ class GuestChat extends EventTarget {
   }
 
   #onToken = ({ detail: token }) => {
-    if (!token.webSocketUrl) return this.#setState('unavailable');
+    if (!token.webSocketUrl) return this.#giveUp(null);
     // A renewed JWT for the same session needs nothing.
     if (token.guestId === this.#sessionToken && (this.#state === 'open' || this.#ws)) return;
     this.#sessionToken = token.guestId;
@@ -231,7 +232,8 @@ class GuestChat extends EventTarget {
     });
     const throttled = code === TOO_MANY_REQUESTS && request.frame;
     if (throttled) error.retryInSeconds = bounded(error.retryAfter ?? 1);
-    this.#emit('chaterror', error);
+    // A 5xxx on configureSession is reported by the reconnect, with its retryInSeconds.
+    if (!(request.configure && code >= 5000)) this.#emit('chaterror', error);
     if (throttled) {
       // Each waits on its own timer, still pending: a lost socket resends it, close() rejects it.
       this.#pending.set(tracingId, request);
@@ -242,6 +244,10 @@ class GuestChat extends EventTarget {
     } else if (SESSION_GONE.has(code)) {
       this.#replace();
       if (request.resolve) this.#outbox.push(request); // sent again in the new session
+    } else if (request.configure) {
+      // A session Genesys will not configure: a 5xxx may pass, so reconnect; a 4xxx will not by itself.
+      if (code >= 5000) this.#lost(error.message, code);
+      else this.#giveUp(null);
     } else {
       request.reject?.(error);
     }
@@ -262,10 +268,18 @@ class GuestChat extends EventTarget {
     // A session refused again and again must not loop: back off, then give up.
     const count = ++this.#replacements;
     if (count > MAX_REPLACEMENTS) {
-      this.#setState('unavailable');
-      return this.#emit('chaterror', new GuestChatError('No usable chat session.', { code: 'session_unavailable' }));
+      return this.#giveUp(new GuestChatError('No usable chat session.', { code: 'session_unavailable' }));
     }
     this.#timer = setTimeout(() => this.#tokens.refresh(), count > 1 ? backoff(count - 1, 30) * 1000 : 0);
+  }
+
+  // Until the token client's next token: queued and unanswered sends are rejected, not left hanging.
+  #giveUp(error) {
+    this.#drop();
+    this.#sessionToken = null;
+    this.#setState('unavailable');
+    for (const request of this.#outbox.splice(0)) request.reject(unavailableError());
+    if (error) this.#emit('chaterror', error);
   }
 
   #echo() {
@@ -304,6 +318,7 @@ class GuestChat extends EventTarget {
 }
 
 const closedError = () => new GuestChatError('The chat was closed.', { code: 'closed' });
+const unavailableError = () => new GuestChatError('No chat session.', { code: 'unavailable' });
 
 function toMessage(body, fromHistory) {
   return {

@@ -52,7 +52,12 @@ class GuestTokenClient extends EventTarget {
   constructor(options) {
     super();
     // Tabs share the guest: when one stores a new id, the others adopt it.
-    this.#onStorage = (event) => event.key === this.#storageKey && this.#adopt();
+    this.#onStorage = (event) => {
+      if (event.key !== this.#storageKey) return;
+      // Removed: another tab began a new guest; this one must not write the old id back meanwhile.
+      if (event.newValue === null) this.#guestId = null;
+      else this.#adopt();
+    };
     if (!options?.endpoint) throw new TypeError('createGuestTokenClient: `endpoint` is required');
     this.#endpoint = String(new URL(options.endpoint, globalThis.location?.href));
     this.#body = { duration: options.duration, scopes: options.scopes && [...options.scopes] };

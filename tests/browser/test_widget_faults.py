@@ -344,3 +344,54 @@ def test_a_new_guest_in_one_tab_is_adopted_by_the_others(fake: Fake, stack: Loca
     other.evaluate("client.refresh()")  # tab B's next refresh keeps the new guest
     other.wait_for_timeout(300)
     assert other.evaluate("localStorage.getItem('genesys-guest-token:guest-id')") == GUEST_B
+
+
+@pytest.mark.parametrize(("code", "then"), [(5000, "reconnecting"), (4020, "unavailable")])
+def test_a_configure_session_genesys_refuses_reconnects_or_gives_up_but_never_hangs(fake: Fake, code: int, then: str):
+    refuse = {"left": 1}
+
+    def refuse_once(ws: WebSocketRoute, frame: dict[str, Any]) -> None:
+        if frame["action"] == "configureSession" and refuse["left"]:
+            refuse["left"] -= 1
+            answer(ws, frame, 400 if code < 5000 else 500, {"errorCode": code, "errorMessage": "no"})
+        else:
+            healthy(ws, frame)
+
+    fake.on_frame = refuse_once
+    start(fake)
+    fake.page.wait_for_function("state => chat.state === state", arg=then)
+    sent = fake.page.evaluate("chat.send('hello').then(() => 'sent', (error) => error.code)")
+    if then == "reconnecting":
+        fake.run("00:02", steps=4)  # a 5xxx may pass: the chat reconnects with its backoff and sends
+        assert (sent, fake.page.evaluate("chat.state"), fake.sent_texts()) == ("sent", "open", ["hello"])
+    else:
+        assert sent == "unavailable"  # a 4xxx will not pass by itself: a send is refused, not left hanging
+        fake.page.evaluate("client.refresh()")  # the token client's next token tries again
+        opened(fake)
+
+
+def test_a_new_guest_is_not_undone_by_another_tab_refreshing_meanwhile(fake: Fake, stack: LocalStack):
+    start(fake)
+    opened(fake)
+    other = fake.page.context.new_page()
+    other.route("**/tok", fake.token)
+    other.route("**/api/**", fake.history)
+    other.route_web_socket("ws://genesys.test/**", fake.socket)
+    other.goto(fake.page.url)
+    other.evaluate(SETUP, {})
+    other.wait_for_function("chat.state === 'open'")
+
+    # Tab A's new-guest request fails once (a network blip); tab B refreshes while A waits to retry.
+    fake.token_answer = lambda: {"status": 503, "headers": {"Retry-After": "1"}, "json": {"error": "unavailable"}}
+    fake.page.evaluate("client.reset()")
+    fake.page.wait_for_function("events.some(([type]) => type === 'tokenerror')")
+    fake.token_answer = None
+    fake.guest = GUEST_B  # what the service answers a request without a guest id: a new guest
+    sent = []
+    other.on("request", lambda request: sent.append(request.post_data) if request.url.endswith("/tok") else None)
+    other.evaluate("client.refresh()")
+    other.wait_for_function("guest => client.guestId === guest", arg=GUEST_B)
+    assert GUEST_A not in "".join(body or "" for body in sent)  # B did not send the old guest back
+    fake.run("00:02", steps=4)
+    fake.page.wait_for_function("guest => client.guestId === guest", arg=GUEST_B)
+    assert fake.page.evaluate("localStorage.getItem('genesys-guest-token:guest-id')") == GUEST_B

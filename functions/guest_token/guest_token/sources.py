@@ -79,7 +79,6 @@ def _from_webmessaging(
         # Sent on as the socket's Origin header, which must be ASCII: a caller's mistake, not an outage.
         raise OriginNotAllowed(log_detail="the Origin header is not printable ASCII")
     deployment = _deployment(settings, deployment_id, deadline)
-    audit["genesysCorrelationId"] = deployment.correlation_id
     if deployment.status != ACTIVE:
         _forget_deployment()  # re-read on the next request: it may be switched back on any time
         raise DeploymentUnavailable(
@@ -99,7 +98,8 @@ def _from_webmessaging(
         origin=origin,
         deadline=deadline,
     )
-    audit["genesysCorrelationId"] = session.correlation_id or deployment.correlation_id
+    # The session's own: a cached deployment's id names a call another request made.
+    audit["genesysCorrelationId"] = session.correlation_id
     if session.session_token != request.guest_id:
         audit["guestRef"] = observability.guest_ref(session.session_token)
         observability.logger.append_keys(guestRef=audit["guestRef"])
