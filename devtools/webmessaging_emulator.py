@@ -426,6 +426,7 @@ class WebMessagingServer:
             host,
             port,
             process_request=self._process_request,
+            process_response=_with_correlation_id,
             create_connection=_Tracked,
             server_header="GenesysEmulator",
             ping_interval=None,  # guests keep sessions alive with echo; Genesys does not ping them
@@ -738,3 +739,8 @@ def _phrase(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Error"
+
+
+def _with_correlation_id(connection: ServerConnection, request: Request, response: Response) -> None:
+    """Every Genesys answer carries an ININ-Correlation-Id, the handshake's too."""
+    response.headers["ININ-Correlation-Id"] = str(uuid.uuid4())

@@ -171,6 +171,7 @@ class Widget:
     page_errors: list[str] = field(default_factory=list)
     sent: list[dict[str, Any]] = field(default_factory=list)  # bodies POSTed to the endpoint
     tokens: list[dict[str, Any]] = field(default_factory=list)  # the 200 answers' bodies
+    posts_done: int = 0  # POSTs to the endpoint answered or failed
     urls: list[str] = field(default_factory=list)  # every URL the page requested (WebSockets included)
     history_auth: list[str] = field(default_factory=list)  # the Authorization of each history call
     _answers: int = 0  # 200 answers seen; their bodies are read asynchronously
@@ -214,6 +215,10 @@ class Widget:
             self.history_auth.append(request.headers.get("authorization", ""))
         if request.url == self.endpoint and request.method == "POST":
             self.sent.append(request.post_data_json)
+
+    def _on_done(self, request: Request) -> None:
+        if request.url == self.endpoint and request.method == "POST":
+            self.posts_done += 1
 
     def _on_response(self, response: Response) -> None:
         if response.url == self.endpoint and response.request.method == "POST" and response.status == 200:
@@ -269,9 +274,16 @@ def widget(browser: Browser, stack: LocalStack) -> Iterator[Widget]:
     page.on("request", widget._on_request)
     page.on("websocket", lambda socket: widget.urls.append(socket.url))
     page.on("response", widget._on_response)
+    page.on("requestfinished", widget._on_done)
+    page.on("requestfailed", widget._on_done)
     yield widget
     try:
         widget.assert_no_token_leaked()
         assert widget.page_errors == []
     finally:
+        # A token request still in flight would otherwise reach the service after the next test's reset.
+        for _ in range(50):
+            if widget.posts_done >= len(widget.sent):
+                break
+            page.wait_for_timeout(100)
         context.close()
