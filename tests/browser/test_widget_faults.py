@@ -326,7 +326,8 @@ def test_a_huge_4029_wait_is_bounded_not_overflowed(fake: Fake):
     assert fake.events("chaterror")[0][2] == 300
 
 
-def test_a_new_guest_in_one_tab_is_adopted_by_the_others(fake: Fake, stack: LocalStack):
+def two_tabs_open(fake: Fake) -> Page:
+    """The page's chat open, and a second tab of the same origin (so the same guest) with its chat open too."""
     start(fake)
     opened(fake)
     other = fake.page.context.new_page()
@@ -336,6 +337,11 @@ def test_a_new_guest_in_one_tab_is_adopted_by_the_others(fake: Fake, stack: Loca
     other.goto(fake.page.url)
     other.evaluate(SETUP, {})
     other.wait_for_function("chat.state === 'open'")
+    return other
+
+
+def test_a_new_guest_in_one_tab_is_adopted_by_the_others(fake: Fake, stack: LocalStack):
+    other = two_tabs_open(fake)
 
     fake.guest = GUEST_B
     fake.page.evaluate("client.reset()")
@@ -371,15 +377,7 @@ def test_a_configure_session_genesys_refuses_reconnects_or_gives_up_but_never_ha
 
 
 def test_a_new_guest_is_not_undone_by_another_tab_refreshing_meanwhile(fake: Fake, stack: LocalStack):
-    start(fake)
-    opened(fake)
-    other = fake.page.context.new_page()
-    other.route("**/tok", fake.token)
-    other.route("**/api/**", fake.history)
-    other.route_web_socket("ws://genesys.test/**", fake.socket)
-    other.goto(fake.page.url)
-    other.evaluate(SETUP, {})
-    other.wait_for_function("chat.state === 'open'")
+    other = two_tabs_open(fake)
 
     # Tab A's new-guest request fails once (a network blip); tab B refreshes while A waits to retry.
     fake.token_answer = lambda: {"status": 503, "headers": {"Retry-After": "1"}, "json": {"error": "unavailable"}}
