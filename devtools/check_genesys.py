@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from samcli.yamlhelper import yaml_parse
+from devtools.template import template
 
 REPO = Path(__file__).resolve().parents[1]
 # Long enough for the three attempts a call may make; the function has less, but this runs once, by hand.
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _origin_problem(value: str) -> str | None:
     """Why the template would refuse ``value`` as AllowedOrigins, checked with the template's own pattern."""
-    parameter = yaml_parse((REPO / "template.yaml").read_text())["Parameters"]["AllowedOrigins"]
+    parameter = template()["Parameters"]["AllowedOrigins"]
     if re.fullmatch(parameter["AllowedPattern"], value):
         return None
     return f"--origin {value!r}: the template's AllowedOrigins {parameter['ConstraintDescription']}"

@@ -21,24 +21,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from samtranslator.yaml_helper import yaml_parse  # a YAML loader that knows CloudFormation's tags
+from devtools.template import template
 
 GUEST_TOKENS_RESOURCE = "/guest-tokens"
 STAGE = "local"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
-TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
 
 
 def gateway_response(
     name: str, request_headers: Mapping[str, str], request_id: str
 ) -> tuple[int, dict[str, str], bytes]:
     """API Gateway's own answer ``name`` as template.yaml's GatewayResponses define it, for this request."""
-    api = yaml_parse(TEMPLATE.read_text())["Resources"]["GuestTokenApi"]["Properties"]
+    api = template()["Resources"]["GuestTokenApi"]["Properties"]
     response = api["GatewayResponses"][name]
     lowered = {key.lower(): value for key, value in request_headers.items()}
     headers = {"Content-Type": "application/json"}
