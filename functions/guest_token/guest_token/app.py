@@ -52,7 +52,8 @@ MIN_RETRY_AFTER_SECONDS, MAX_RETRY_AFTER_SECONDS = 2, 30
 
 # Behind a custom domain, API Gateway's path carries the base path mapping (/chat/guest-tokens): whatever
 # precedes the one resource is stripped, so routing does not depend on how the API is mounted.
-_MOUNTED = re.compile(rf"^.*?(?={GUEST_TOKENS_PATH}/?$)")
+_ENDS_AT_GUEST_TOKENS = rf"{GUEST_TOKENS_PATH}/?$"
+_MOUNTED = re.compile(rf"^.*?(?={_ENDS_AT_GUEST_TOKENS})")
 app = APIGatewayRestResolver(strip_prefixes=[_MOUNTED])
 
 
@@ -179,7 +180,7 @@ def handle_service_error(error: ServiceError) -> Response[Any]:
 
 @app.not_found
 def handle_not_found(_: NotFoundError) -> Response[Any]:
-    if re.search(rf"{GUEST_TOKENS_PATH}/?$", app.current_event.path):
+    if re.search(_ENDS_AT_GUEST_TOKENS, app.current_event.path):
         return _error_response(MethodNotAllowed(), {"Allow": ALLOWED_METHODS})
     return _error_response(NotFound())
 
