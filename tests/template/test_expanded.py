@@ -46,6 +46,11 @@ def only(stack: dict[str, Any], kind: str) -> dict[str, Any]:
     return dict(resource["Properties"])
 
 
+def guest_token_function(stack: dict[str, Any]) -> dict[str, Any]:
+    """The service's function (the stack's other one only names its configuration: test_published_versions.py)."""
+    return dict(stack["Resources"]["GuestTokenFunction"]["Properties"])
+
+
 def variables_the_code_reads() -> set[str]:
     source = "\n".join(path.read_text() for path in PACKAGE.rglob("*.py"))
     return set(re.findall(r"environ(?:\.get\(|\[)\s*\"([A-Z0-9_]+)\"", source)) | set(
@@ -54,7 +59,7 @@ def variables_the_code_reads() -> set[str]:
 
 
 def test_the_function_runtime_memory_timeout_handler_and_layers(stack):
-    function = only(stack, "AWS::Lambda::Function")
+    function = guest_token_function(stack)
     assert function["Runtime"] == "python3.12"
     assert function["Handler"] == "guest_token.app.lambda_handler"
     assert function["MemorySize"] == 512
@@ -86,7 +91,7 @@ def test_the_architecture_is_a_parameter_defaulting_to_arm64(stack):
 
 
 def test_the_function_gets_every_variable_the_code_reads_and_no_other(stack):
-    variables = set(only(stack, "AWS::Lambda::Function")["Environment"]["Variables"])
+    variables = set(guest_token_function(stack)["Environment"]["Variables"])
     code_variables = variables_the_code_reads()
     assert "GENESYS_CREDENTIALS_SECRET_ID" in code_variables, "found no variables in the code: the pattern is stale"
     assert code_variables - variables == set(), "the code reads variables the template does not set"
@@ -109,7 +114,8 @@ def resolved(value: Any, stack: dict[str, Any], parameters: dict[str, str]) -> A
         condition, when_true, when_false = value["Fn::If"]
         chosen = when_true if evaluate({"Condition": condition}, stack, parameters) else when_false
         return resolved(chosen, stack, parameters)
-    return {key: resolved(item, stack, parameters) for key, item in value.items()}
+    items = ((key, resolved(item, stack, parameters)) for key, item in value.items())
+    return {key: item for key, item in items if item is not _NO_VALUE}  # a property set to AWS::NoValue is absent
 
 
 @pytest.mark.parametrize("tracing", ["Active", "PassThrough"])
@@ -117,12 +123,13 @@ def test_the_role_writes_its_own_logs_reads_the_secret_and_traces_only_when_trac
     # What the deployed role can do, with SAM's translation and the template's conditions both applied.
     parameters = {"Tracing": tracing}
     stack = expand(parameters)
-    [role_name] = resources_of_type(stack, "AWS::IAM::Role")
-    assert role_name == "GuestTokenFunctionRole"  # TokenEventsPublishPolicy attaches to it by this name
-    function = only(stack, "AWS::Lambda::Function")
+    roles = resources_of_type(stack, "AWS::IAM::Role")
+    assert set(roles) == {"GuestTokenFunctionRole", "ConfigurationRevisionFunctionRole"}
+    role_name = "GuestTokenFunctionRole"  # TokenEventsPublishPolicy attaches to it by this name
+    function = guest_token_function(stack)
     assert function["Role"] == {"Fn::GetAtt": [role_name, "Arn"]}
     assert function["TracingConfig"] == {"Mode": {"Ref": "Tracing"}}
-    role = resolved(only(stack, "AWS::IAM::Role"), stack, parameters)
+    role = resolved(roles[role_name]["Properties"], stack, parameters)
     # No managed policy: SAM's own role would bring AWSLambdaBasicExecutionRole (any log group) and
     # AWSXrayWriteOnlyAccess (even with PassThrough).
     assert "ManagedPolicyArns" not in role
@@ -356,7 +363,7 @@ def test_the_webmessaging_source_is_the_default_and_cannot_deploy_without_a_depl
     assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "GuestTokenSource"}, "webmessaging"]}
     [assertion] = rule["Assertions"]
     assert assertion["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "GenesysDeploymentId"}, ""]}]}
-    variables = only(stack, "AWS::Lambda::Function")["Environment"]["Variables"]
+    variables = guest_token_function(stack)["Environment"]["Variables"]
     assert variables["GUEST_TOKEN_SOURCE"] == {"Ref": "GuestTokenSource"}
     assert variables["GENESYS_DEPLOYMENT_ID"] == {"Ref": "GenesysDeploymentId"}
     assert variables["GENESYS_WEBMESSAGING_BASE_URL"] == {"Ref": "GenesysWebMessagingBaseUrl"}

@@ -27,6 +27,8 @@ DELIBERATE_SKIPS = {
     "GuestTokenApiAccessLogGroup": {"CKV_AWS_158"},
     "GuestTokenWebAcl": {"CKV_AWS_192"},
     "AlarmTopic": {"CKV_AWS_26"},
+    "ConfigurationRevisionFunction": {"CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117"},
+    "ConfigurationRevisionFunctionLogGroup": {"CKV_AWS_158"},
 }
 
 
@@ -54,6 +56,14 @@ VARIANTS = {
     "waf-enabled": (
         'EnableWaf:\n    Type: String\n    Default: "false"',
         'EnableWaf:\n    Type: String\n    Default: "true"',
+    ),
+    "snapstart": (
+        'EnableSnapStart:\n    Type: String\n    Default: "false"',
+        'EnableSnapStart:\n    Type: String\n    Default: "true"',
+    ),
+    "provisioned-concurrency": (
+        "ProvisionedConcurrency:\n    Type: Number\n    Default: 0",
+        "ProvisionedConcurrency:\n    Type: Number\n    Default: 2",
     ),
 }
 

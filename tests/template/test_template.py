@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from samtranslator.yaml_helper import yaml_parse
 
+from tests.template.test_hardening import VARIANTS, variant_template
+
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template.yaml"
 PACKAGE = REPO / "functions" / "guest_token" / "guest_token"
@@ -78,9 +80,12 @@ def function(template: dict[str, Any]) -> dict[str, Any]:
     return dict(template["Resources"]["GuestTokenFunction"]["Properties"])
 
 
-def test_cfn_lint_is_clean():
+@pytest.mark.parametrize("variant", ["defaults", *VARIANTS])
+def test_cfn_lint_is_clean(variant, tmp_path):
+    # Each option switched on by its default too (SnapStart, provisioned concurrency, WAF), as checkov scans them.
+    path = variant_template(variant, tmp_path)
     result = subprocess.run(
-        [BIN / "cfn-lint", str(TEMPLATE)], capture_output=True, text=True, env=offline_env(), check=False
+        [BIN / "cfn-lint", str(path)], capture_output=True, text=True, env=offline_env(), check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -1,6 +1,6 @@
 """Lambda SnapStart: what one snapshot must not hand to every execution environment restored from it.
 
-With SnapStart (not offered by the template yet: docs/scaling.md says why) Lambda initialises the function
+With SnapStart (the template's EnableSnapStart; docs/scaling.md) Lambda initialises the function
 once per published version, snapshots the memory, and resumes many environments from that one copy. Anything
 the module keeps would then be shared by all of them: the OAuth access token (Genesys rate-limits calls per
 access token, so a fleet sharing one would share its limit), the cached client credentials, open sockets and
