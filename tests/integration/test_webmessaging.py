@@ -360,11 +360,15 @@ def test_a_replacement_session_gets_only_the_time_that_is_left(invoke, webmessag
     assert (answer.status, answer.error_code) == (504, "upstream_timeout")
 
 
-def test_genesys_echoing_the_session_token_in_an_error_never_logs_it():
+# Mid-sentence, in capitals, and across the 200 characters the log keeps of Genesys' message.
+@pytest.mark.parametrize("echo", ["Invalid token {}", "INVALID TOKEN {}", "x" * 190 + "{}"])
+def test_genesys_echoing_the_session_token_in_an_error_never_logs_it(echo):
     token = str(uuid.uuid4())
-    mapped = guest_api._mapped(guest_api.GuestApiError(4000, f"Invalid token {token}"), Attempt(1, 5.0), token)
-    assert token not in str(mapped.log_detail)  # type: ignore[attr-defined]
-    assert "[session token]" in str(mapped.log_detail)  # type: ignore[attr-defined]
+    message = echo.format(token.upper() if echo.isupper() else token)
+    mapped = guest_api._mapped(guest_api.GuestApiError(4000, message), Attempt(1, 5.0), token)
+    detail = str(mapped.log_detail).lower()  # type: ignore[attr-defined]
+    assert token[:8] not in detail  # not even the start of it
+    assert "[session" in detail  # the stand-in (the cut may shorten it)
 
 
 def test_an_origin_that_is_not_ascii_is_refused_not_retried(invoke, webmessaging, env, emulator):

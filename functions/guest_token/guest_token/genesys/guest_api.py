@@ -74,8 +74,9 @@ class GuestApiError(Exception):
     """An error response on the socket: its code and Genesys' message (for the log only)."""
 
     def __init__(self, code: int, message: str, retry_after: int | None = None) -> None:
-        super().__init__(f"{code} {_ERROR_NAMES.get(code, '')}: {message[:200]}".replace("  ", " "))
+        super().__init__(f"{code} {_ERROR_NAMES.get(code, '')}".rstrip())
         self.code = code
+        self.message = message  # cut only once the session token is out of it (_mapped)
         self.retry_after = retry_after
 
 
@@ -230,7 +231,7 @@ def _refused(status: int, retry_after: str | None, origin: str, attempt: retries
 
 def _mapped(error: GuestApiError, attempt: retries.Attempt, token: str) -> Exception:
     # Genesys' message goes to the log: never with the session token in it, should Genesys echo it.
-    detail = f"Genesys webmessaging answered {error}".replace(token, "[session token]")
+    detail = f"Genesys webmessaging answered {error}: {rest.excerpt(error.message, 200, token, '[session token]')}"
     correlation = attempt.correlation_id
     if error.code in (RATE_LIMITED, 429):
         return retries.Retryable(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 from urllib.parse import quote, urlencode
@@ -174,15 +175,21 @@ def check_access_token_accepted(call: str, answer: Answer) -> None:
         )
 
 
+def excerpt(message: str, limit: int, secret: str | None, stand_in: str) -> str:
+    """Genesys' ``message`` for the log, at most ``limit`` characters, with ``secret`` (in any case) replaced
+    before the cut, so that no part of it survives at the end of the excerpt."""
+    if secret:
+        message = re.sub(re.escape(secret), stand_in, message, flags=re.IGNORECASE)
+    return message[:limit]
+
+
 def failure(call: str, answer: Answer, *, redact: str | None = None) -> ServiceError:
     """The service's error for a Genesys error answer; its code and message go to the log only, never with
     ``redact`` (the guest's id) in them, should Genesys echo it."""
     data = answer.json()
     detail = f"Genesys {call} answered {answer.status} {data.get('code') or data.get('error') or ''}".rstrip()
     if isinstance(data.get("message"), str):
-        detail += f": {data['message'][:300]}"
-    if redact:
-        detail = detail.replace(redact, "[guest id]")
+        detail += f": {excerpt(data['message'], 300, redact, '[guest id]')}"
     if answer.status == 429:
         return RateLimited(
             retry_after=answer.retry_after, log_detail=detail, genesys_correlation_id=answer.correlation_id
