@@ -62,8 +62,8 @@ VARIANTS = {
         'EnableSnapStart:\n    Type: String\n    Default: "true"',
     ),
     "provisioned-concurrency": (
-        "ProvisionedConcurrency:\n    Type: Number\n    Default: 0",
-        "ProvisionedConcurrency:\n    Type: Number\n    Default: 2",
+        'Default: "0"\n    AllowedPattern: "^(0|[1-9][0-9]{0,2})$"',
+        'Default: "2"\n    AllowedPattern: "^(0|[1-9][0-9]{0,2})$"',
     ),
 }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.server
 import importlib.util
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,7 +91,16 @@ def test_the_revision_names_every_parameter_the_functions_configuration_reads(so
 def test_snapstart_and_provisioned_concurrency_are_parameters_and_never_together(stack):
     parameters = stack["Parameters"]
     assert parameters["EnableSnapStart"]["Default"] == "false"
-    assert parameters["ProvisionedConcurrency"]["Default"] == 0
+    assert parameters["ProvisionedConcurrency"]["Default"] == "0"
+    # Whole numbers only, so that "not 0" means some containers: 00, 2.5 or 1e2 would reach Lambda and fail late.
+    pattern = re.compile(parameters["ProvisionedConcurrency"]["AllowedPattern"])
+    assert [
+        value for value in ("0", "1", "999", "00", "01", "2.5", "1e2", "-1", "1000", "") if pattern.fullmatch(value)
+    ] == [
+        "0",
+        "1",
+        "999",
+    ]
     for chosen, snapstart in (({}, "None"), ({"EnableSnapStart": "true"}, "PublishedVersions")):
         function = resolved(guest_token_function(stack), stack, chosen)
         assert function["SnapStart"] == {"ApplyOn": snapstart}
