@@ -42,6 +42,16 @@ def _new_tracer() -> Tracer | None:
 
 
 tracer = _new_tracer()
+# Whether X-Ray samples the current invocation (by default the first request in each second and 5 % of the
+# rest). An unsampled trace is never sent, yet the X-Ray SDK still builds a dummy entity for each subsegment,
+# annotation and metadata, re-reading the trace header each time: about a fifth of the warm path. So the
+# handler asks once per invocation and records nothing when the answer is no.
+_sampled: contextvars.ContextVar[bool] = contextvars.ContextVar("xray_sampled", default=False)
+
+
+def _recording() -> Tracer | None:
+    """The tracer when the current invocation is sampled, else None."""
+    return tracer if _sampled.get() else None
 
 
 @functools.cache
@@ -116,11 +126,12 @@ def audit(event: str, *, warning: bool = False, debug: bool = False, **fields: A
 
 @contextlib.contextmanager
 def upstream_segment(call: str) -> Iterator[None]:
-    """One attempt at a Genesys call as an X-Ray subsegment, when tracing is on."""
-    if tracer is None:
+    """One attempt at a Genesys call as an X-Ray subsegment, when the invocation is traced."""
+    recording = _recording()
+    if recording is None:
         yield
         return
-    with tracer.provider.in_subsegment(name=f"Genesys {call}"):
+    with recording.provider.in_subsegment(name=f"Genesys {call}"):
         yield
 
 
@@ -147,8 +158,8 @@ def upstream_call(call: str, *, attempt: int, succeeded: bool, **fields: Any) ->
         folded.append({"call": call, **{key: value for key, value in fields.items() if value is not None}})
     else:
         audit(UPSTREAM_CALL, call=call, attempt=attempt, **fields)
-    if tracer is not None:
-        tracer.put_metadata(key="attempt", value={"call": call, "attempt": attempt, **fields})
+    if (recording := _recording()) is not None:
+        recording.put_metadata(key="attempt", value={"call": call, "attempt": attempt, **fields})
     if fields.get("latencyMs") is not None:
         metrics.add_metric(name=UPSTREAM_LATENCY[call], unit=MetricUnit.Milliseconds, value=fields["latencyMs"])
     if attempt > 1:
@@ -205,10 +216,10 @@ def token_outcome(
     # service failure, so it is left out of the rate instead of counting against it.
     if issued or status == 429 or status >= 500:
         metrics.add_metric(name=TOKEN_REQUEST_SUCCESS, unit=MetricUnit.Count, value=1 if issued else 0)
-    if tracer is not None:
-        tracer.put_annotation(key="outcome", value="issued" if issued else "failed")
+    if (recording := _recording()) is not None:
+        recording.put_annotation(key="outcome", value="issued" if issued else "failed")
         if error_code is not None:
-            tracer.put_annotation(key=ERROR_CODE_DIMENSION, value=error_code)
+            recording.put_annotation(key=ERROR_CODE_DIMENSION, value=error_code)
 
 
 def _count_failure(error_code: str, metadata: dict[str, Any]) -> None:
@@ -235,10 +246,27 @@ def token_event_failed(reason: str) -> None:
 
 def traced[F: Callable[..., Any]](handler: F) -> F:
     """The Lambda handler in an X-Ray subsegment when tracing is on. Its response holds the token, so it is
-    never recorded; neither is any method's return value."""
+    never recorded; neither is any method's return value.
+
+    An invocation X-Ray does not sample skips Powertools' handler subsegment, which would only be a dummy;
+    the container's first invocation always goes through it, since Powertools' ColdStart annotation is decided
+    by its first call."""
     if tracer is None:
         return handler
-    return tracer.capture_lambda_handler(handler, capture_response=False)  # type: ignore[return-value]
+    captured = tracer.capture_lambda_handler(handler, capture_response=False)
+    first = True
+
+    @functools.wraps(handler)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        nonlocal first
+        sampled = bool(tracer.provider.is_sampled())  # type: ignore[attr-defined]  # the X-Ray recorder
+        _sampled.set(sampled)
+        if sampled or first:
+            first = False
+            return captured(*args, **kwargs)
+        return handler(*args, **kwargs)
+
+    return run  # type: ignore[return-value]
 
 
 def reset() -> None:
