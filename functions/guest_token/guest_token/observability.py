@@ -11,6 +11,7 @@ import contextlib
 import contextvars
 import functools
 import hashlib
+import logging
 import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -23,9 +24,21 @@ from .settings import tracing_enabled
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
 
+# No line carries the thread, process or asyncio task, so the log record need not look them up (the
+# logging module's documented switches); the task's lookup raised and caught an exception on every line once
+# the X-Ray SDK had loaded asyncio.
+logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+logging.logAsyncioTasks = False  # type: ignore[attr-defined]  # Python 3.12's, not in typeshed's stubs
+
+
+def _message_as_is(message: Any) -> Any:
+    return message
+
+
 # Without Powertools' "location" key: every audit line would say the same "audit:<line>" (an unhandled error's
-# stack trace says where it happened).
-logger = Logger(location=None)
+# stack trace says where it happened). Messages are event names and sentences, never JSON: Powertools would
+# otherwise try json.loads on each and catch the error.
+logger = Logger(location=None, json_deserializer=_message_as_is)
 metrics = Metrics()
 # Preflights and unknown routes record no metrics by design; Powertools would warn on each of them.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
