@@ -12,6 +12,7 @@ import contextvars
 import functools
 import hashlib
 import logging
+import os
 import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -266,13 +267,21 @@ def traced[F: Callable[..., Any]](handler: F) -> F:
     by its first call."""
     if tracer is None:
         return handler
+    # Loaded with the Tracer already; the X-Ray SDK ships no type stubs.
+    from aws_xray_sdk import global_sdk_config  # type: ignore[import-untyped]  # noqa: PLC0415
+    from aws_xray_sdk.core.lambda_launcher import LAMBDA_TRACE_HEADER_KEY  # type: ignore[import-untyped]  # noqa: PLC0415
+    from aws_xray_sdk.core.models.trace_header import TraceHeader  # type: ignore[import-untyped]  # noqa: PLC0415
+
     captured = tracer.capture_lambda_handler(handler, capture_response=False)
     first = True
 
     @functools.wraps(handler)
     def run(*args: Any, **kwargs: Any) -> Any:
         nonlocal first
-        sampled = bool(tracer.provider.is_sampled())  # type: ignore[attr-defined]  # the X-Ray recorder
+        # What the recorder's is_sampled() answers in Lambda (the runtime's trace header, unless Powertools
+        # disabled the SDK), read without building the invocation's segment, which only a sampled one needs.
+        header = TraceHeader.from_header_str(os.environ.get(LAMBDA_TRACE_HEADER_KEY))
+        sampled = global_sdk_config.sdk_enabled() and bool(header.sampled)
         _sampled.set(sampled)
         if sampled or first:
             first = False
