@@ -58,7 +58,7 @@ def _new_tracer() -> Tracer | None:
 tracer = _new_tracer()
 # Whether X-Ray samples the current invocation (by default the first request in each second and 5 % of the
 # rest). An unsampled trace is never sent, yet the X-Ray SDK still builds a dummy entity for each subsegment,
-# annotation and metadata, re-reading the trace header each time: about a fifth of the warm path. So the
+# annotation and metadata, re-reading the trace header each time: about a tenth of the warm path. So the
 # handler asks once per invocation and records nothing when the answer is no.
 _sampled: contextvars.ContextVar[bool] = contextvars.ContextVar("xray_sampled", default=False)
 
