@@ -121,3 +121,46 @@ def test_with_tracing_on_the_trace_has_the_calls_and_the_outcome_but_no_token(
     assert any(entity.get("aws", {}).get("operation") == "GetSecretValue" for entity in traced)
     # The log lines name the trace, so an operator can go from an audit entry to its trace.
     assert f"1-{TRACE_ID.split('-', 1)[1]}" in answer["output"]
+
+
+# Three invocations in one container, as X-Ray's sampling would decide them: the first (cold) one and the third
+# sampled, the second not.
+INVOKE_THREE = """
+import json, os, sys
+from devtools.local_api import LocalContext, build_event
+from guest_token.app import lambda_handler
+headers = {"Origin": sys.argv[1], "Content-Type": "application/json"}
+statuses = []
+for root, sampled in zip(sys.argv[3].split(","), (0, 0, 1)):
+    os.environ["_X_AMZN_TRACE_ID"] = f"Root={root};Parent=53995c3f42cd8ad8;Sampled={sampled}"
+    event = build_event("POST", "/guest-tokens", headers=headers, body="{}")
+    statuses.append(lambda_handler(event, LocalContext())["statusCode"])
+with open(sys.argv[2], "w") as out:
+    json.dump(statuses, out)
+"""
+
+
+def test_an_unsampled_invocation_sends_nothing_and_the_next_sampled_one_is_traced_whole(
+    tmp_path, emulator, secrets_manager_server, xray_daemon
+):
+    port, received = xray_daemon
+    roots = [f"1-6745c0de-{index:024x}" for index in (1, 2, 3)]
+    env = {
+        **handler_process_env(emulator, secrets_manager_server),
+        "POWERTOOLS_TRACE_DISABLED": "false",
+        "LAMBDA_TASK_ROOT": str(tmp_path),
+        "AWS_LAMBDA_FUNCTION_NAME": "GuestTokenFunction",
+        "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{port}",
+        "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+    }
+    out = tmp_path / "statuses.json"
+    run_python(INVOKE_THREE, [ORIGIN, str(out), ",".join(roots)], env, tmp_path)
+    assert json.loads(out.read_text()) == [200, 200, 200]
+
+    traced = entities(received())
+    assert {entity["trace_id"] for entity in traced if "trace_id" in entity} == {roots[2]}
+    [handler] = [entity for entity in traced if entity["name"] == "## lambda_handler"]
+    # Powertools' cold start annotation belongs to the container's first invocation, even unsampled.
+    assert handler["annotations"]["ColdStart"] is False
+    assert handler["annotations"]["outcome"] == "issued"
+    assert {entity["name"] for entity in traced if entity["name"].startswith("Genesys ")} == {"Genesys guest-token"}

@@ -19,7 +19,6 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from . import observability, snapstart, sources, token_events  # noqa: F401  (snapstart registers its hooks)
@@ -282,10 +281,14 @@ def _latency_ms() -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@logger.inject_lambda_context(clear_state=True)
 @observability.traced
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # API Gateway's request id, where correlation_paths.API_GATEWAY_REST points: read as a key, since
+    # Powertools' JMESPath query (correlation_id_path) built its function table on every invocation.
+    request_context = event.get("requestContext") if isinstance(event, dict) else None
+    logger.set_correlation_id(request_context.get("requestId") if isinstance(request_context, dict) else None)
     return app.resolve(event, context)
 
 

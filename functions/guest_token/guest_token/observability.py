@@ -11,6 +11,8 @@ import contextlib
 import contextvars
 import functools
 import hashlib
+import logging
+import os
 import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -23,9 +25,21 @@ from .settings import tracing_enabled
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
 
+# No line carries the thread, process or asyncio task, so the log record need not look them up (the
+# logging module's documented switches); the task's lookup raised and caught an exception on every line once
+# the X-Ray SDK had loaded asyncio.
+logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+logging.logAsyncioTasks = False  # type: ignore[attr-defined]  # Python 3.12's, not in typeshed's stubs
+
+
+def _message_as_is(message: Any) -> Any:
+    return message
+
+
 # Without Powertools' "location" key: every audit line would say the same "audit:<line>" (an unhandled error's
-# stack trace says where it happened).
-logger = Logger(location=None)
+# stack trace says where it happened). Messages are event names and sentences, never JSON: Powertools would
+# otherwise try json.loads on each and catch the error.
+logger = Logger(location=None, json_deserializer=_message_as_is)
 metrics = Metrics()
 # Preflights and unknown routes record no metrics by design; Powertools would warn on each of them.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
@@ -42,6 +56,16 @@ def _new_tracer() -> Tracer | None:
 
 
 tracer = _new_tracer()
+# Whether X-Ray samples the current invocation (by default the first request in each second and 5 % of the
+# rest). An unsampled trace is never sent, yet the X-Ray SDK still builds a dummy entity for each subsegment,
+# annotation and metadata, re-reading the trace header each time: about a tenth of the warm path. So the
+# handler asks once per invocation and records nothing when the answer is no.
+_sampled: contextvars.ContextVar[bool] = contextvars.ContextVar("xray_sampled", default=False)
+
+
+def _recording() -> Tracer | None:
+    """The tracer when the current invocation is sampled, else None."""
+    return tracer if _sampled.get() else None
 
 
 @functools.cache
@@ -116,11 +140,12 @@ def audit(event: str, *, warning: bool = False, debug: bool = False, **fields: A
 
 @contextlib.contextmanager
 def upstream_segment(call: str) -> Iterator[None]:
-    """One attempt at a Genesys call as an X-Ray subsegment, when tracing is on."""
-    if tracer is None:
+    """One attempt at a Genesys call as an X-Ray subsegment, when the invocation is traced."""
+    recording = _recording()
+    if recording is None:
         yield
         return
-    with tracer.provider.in_subsegment(name=f"Genesys {call}"):
+    with recording.provider.in_subsegment(name=f"Genesys {call}"):
         yield
 
 
@@ -147,8 +172,8 @@ def upstream_call(call: str, *, attempt: int, succeeded: bool, **fields: Any) ->
         folded.append({"call": call, **{key: value for key, value in fields.items() if value is not None}})
     else:
         audit(UPSTREAM_CALL, call=call, attempt=attempt, **fields)
-    if tracer is not None:
-        tracer.put_metadata(key="attempt", value={"call": call, "attempt": attempt, **fields})
+    if (recording := _recording()) is not None:
+        recording.put_metadata(key="attempt", value={"call": call, "attempt": attempt, **fields})
     if fields.get("latencyMs") is not None:
         metrics.add_metric(name=UPSTREAM_LATENCY[call], unit=MetricUnit.Milliseconds, value=fields["latencyMs"])
     if attempt > 1:
@@ -205,10 +230,10 @@ def token_outcome(
     # service failure, so it is left out of the rate instead of counting against it.
     if issued or status == 429 or status >= 500:
         metrics.add_metric(name=TOKEN_REQUEST_SUCCESS, unit=MetricUnit.Count, value=1 if issued else 0)
-    if tracer is not None:
-        tracer.put_annotation(key="outcome", value="issued" if issued else "failed")
+    if (recording := _recording()) is not None:
+        recording.put_annotation(key="outcome", value="issued" if issued else "failed")
         if error_code is not None:
-            tracer.put_annotation(key=ERROR_CODE_DIMENSION, value=error_code)
+            recording.put_annotation(key=ERROR_CODE_DIMENSION, value=error_code)
 
 
 def _count_failure(error_code: str, metadata: dict[str, Any]) -> None:
@@ -235,10 +260,35 @@ def token_event_failed(reason: str) -> None:
 
 def traced[F: Callable[..., Any]](handler: F) -> F:
     """The Lambda handler in an X-Ray subsegment when tracing is on. Its response holds the token, so it is
-    never recorded; neither is any method's return value."""
+    never recorded; neither is any method's return value.
+
+    An invocation X-Ray does not sample skips Powertools' handler subsegment, which would only be a dummy;
+    the container's first invocation always goes through it, since Powertools' ColdStart annotation is decided
+    by its first call."""
     if tracer is None:
         return handler
-    return tracer.capture_lambda_handler(handler, capture_response=False)  # type: ignore[return-value]
+    # Loaded with the Tracer already; the X-Ray SDK ships no type stubs.
+    from aws_xray_sdk import global_sdk_config  # type: ignore[import-untyped]  # noqa: PLC0415
+    from aws_xray_sdk.core.lambda_launcher import LAMBDA_TRACE_HEADER_KEY  # type: ignore[import-untyped]  # noqa: PLC0415
+    from aws_xray_sdk.core.models.trace_header import TraceHeader  # type: ignore[import-untyped]  # noqa: PLC0415
+
+    captured = tracer.capture_lambda_handler(handler, capture_response=False)
+    first = True
+
+    @functools.wraps(handler)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        nonlocal first
+        # What the recorder's is_sampled() answers in Lambda (the runtime's trace header, unless Powertools
+        # disabled the SDK), read without building the invocation's segment, which only a sampled one needs.
+        header = TraceHeader.from_header_str(os.environ.get(LAMBDA_TRACE_HEADER_KEY))
+        sampled = global_sdk_config.sdk_enabled() and bool(header.sampled)
+        _sampled.set(sampled)
+        if sampled or first:
+            first = False
+            return captured(*args, **kwargs)
+        return handler(*args, **kwargs)
+
+    return run  # type: ignore[return-value]
 
 
 def reset() -> None:
