@@ -3,6 +3,7 @@ and nothing the caller must keep secret reaches the logs (issue 15's review, sec
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -11,6 +12,8 @@ from typing import Any
 import pytest
 from guest_token import settings, token_events
 from guest_token.genesys import guest_api, retries
+
+from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
 TRICKLED_HEADERS = b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 200  # and they never end
 PACE = 0.2
@@ -150,3 +153,31 @@ def test_a_correlation_id_of_any_length_is_logged_bounded(invoke: Any, env: Any,
     assert (answer.status, answer.error_code) == (502, "upstream_error")
     assert max(len(json.dumps(line)) for line in answer.logs) < 4000
     assert answer.events("token_failed")[0]["genesysCorrelationId"].endswith("...(60000 chars)")
+
+
+def _answer(status: str, body: bytes) -> bytes:
+    return b"HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (status.encode(), len(body))
+
+
+def test_credentials_genesys_echoes_in_an_oauth_error_are_not_logged(invoke: Any, env: Any, hostile_http: Any) -> None:
+    basic = base64.b64encode(f"{DEMO_CLIENT_ID}:{DEMO_CLIENT_SECRET}".encode()).decode()
+    message = f"client {DEMO_CLIENT_ID} secret {DEMO_CLIENT_SECRET.upper()} sent Authorization: Basic {basic}"
+    body = json.dumps({"error": f"Basic {basic}", "message": message}).encode()
+    env.setenv("GENESYS_OAUTH_BASE_URL", hostile_http(_answer("400 Bad Request", body), body, 0))
+    answer = invoke({})
+    assert (answer.status, answer.error_code) == (502, "upstream_error")
+    logged = json.dumps(answer.logs).lower()
+    for secret in (DEMO_CLIENT_SECRET, basic, DEMO_CLIENT_ID):
+        assert secret.lower() not in logged
+    assert "[client secret]" in answer.events("token_failed")[0]["detail"]
+
+
+def test_an_endless_error_code_is_bounded_in_the_log(invoke: Any, env: Any, hostile_http: Any, emulator: Any) -> None:
+    invoke({})  # warm: the access token is cached, so only the deployment lookup meets the echoing server
+    body = json.dumps({"code": "C" * 20_000, "message": "rejected"}).encode()
+    env.setenv("GENESYS_API_BASE_URL", hostile_http(_answer("400 Bad Request", body), body, 0))
+    settings.reset()
+    answer = invoke({})
+    assert (answer.status, answer.error_code) == (502, "upstream_error")
+    [failed] = answer.events("token_failed")
+    assert len(failed["detail"]) < 600  # Genesys' code is bounded like its message

@@ -123,15 +123,15 @@ def test_with_tracing_on_the_trace_has_the_calls_and_the_outcome_but_no_token(
     assert f"1-{TRACE_ID.split('-', 1)[1]}" in answer["output"]
 
 
-# Three invocations in one container, as X-Ray's sampling would decide them: the first (cold) one and the third
-# sampled, the second not.
+# Three invocations in one container, as X-Ray's sampling would decide them (argv[4]: the first, cold, one and the
+# second not sampled, or undecided, and the third sampled).
 INVOKE_THREE = """
 import json, os, sys
 from devtools.local_api import LocalContext, build_event
 from guest_token.app import lambda_handler
 headers = {"Origin": sys.argv[1], "Content-Type": "application/json"}
 statuses = []
-for root, sampled in zip(sys.argv[3].split(","), (0, 0, 1)):
+for root, sampled in zip(sys.argv[3].split(","), sys.argv[4].split(",")):
     os.environ["_X_AMZN_TRACE_ID"] = f"Root={root};Parent=53995c3f42cd8ad8;Sampled={sampled}"
     event = build_event("POST", "/guest-tokens", headers=headers, body="{}")
     statuses.append(lambda_handler(event, LocalContext())["statusCode"])
@@ -140,8 +140,9 @@ with open(sys.argv[2], "w") as out:
 """
 
 
+@pytest.mark.parametrize("decisions", ["0,0,1", "0,?,1"])
 def test_an_unsampled_invocation_sends_nothing_and_the_next_sampled_one_is_traced_whole(
-    tmp_path, emulator, secrets_manager_server, xray_daemon
+    tmp_path, emulator, secrets_manager_server, xray_daemon, decisions
 ):
     port, received = xray_daemon
     roots = [f"1-6745c0de-{index:024x}" for index in (1, 2, 3)]
@@ -154,7 +155,9 @@ def test_an_unsampled_invocation_sends_nothing_and_the_next_sampled_one_is_trace
         "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
     }
     out = tmp_path / "statuses.json"
-    run_python(INVOKE_THREE, [ORIGIN, str(out), ",".join(roots)], env, tmp_path)
+    process = run_python(INVOKE_THREE, [ORIGIN, str(out), ",".join(roots), decisions], env, tmp_path)
+    # An undecided trace (Sampled=?) records nothing: the X-Ray SDK would drop it, complaining on stderr.
+    assert "No subsegment to end" not in process.stdout + process.stderr
     assert json.loads(out.read_text()) == [200, 200, 200]
 
     traced = entities(received())
@@ -164,3 +167,29 @@ def test_an_unsampled_invocation_sends_nothing_and_the_next_sampled_one_is_trace
     assert handler["annotations"]["ColdStart"] is False
     assert handler["annotations"]["outcome"] == "issued"
     assert {entity["name"] for entity in traced if entity["name"].startswith("Genesys ")} == {"Genesys guest-token"}
+
+
+# An event as a test or an operator might send it by hand: no requestContext, from an origin not allowed.
+INVOKE_BARE = """
+import json, sys
+from devtools.local_api import LocalContext, build_event
+from guest_token.app import lambda_handler
+headers = {"Origin": "https://elsewhere.example", "Content-Type": "application/json"}
+event = build_event("POST", "/guest-tokens", headers=headers, body=json.dumps({"guestId": sys.argv[2]}))
+del event["requestContext"]
+with open(sys.argv[1], "w") as out:
+    json.dump(lambda_handler(event, LocalContext()), out)
+"""
+
+
+def test_an_event_without_request_context_gets_its_answer_and_the_event_is_never_logged(
+    tmp_path, emulator, secrets_manager_server
+):
+    env = {**handler_process_env(emulator, secrets_manager_server), "POWERTOOLS_LOGGER_LOG_EVENT": "true"}
+    out, guest = tmp_path / "answer.json", "5d9b6c1e-5b39-4b4c-9f33-0a2b1c3d4e5f"
+    process = run_python(INVOKE_BARE, [str(out), guest], env, tmp_path)
+    answer = json.loads(out.read_text())
+    assert answer["statusCode"] == 403
+    assert json.loads(answer["body"])["error"]["requestId"] is None
+    # Powertools' switch to log every event would write the guest's id: the handler turns it off.
+    assert guest not in process.stdout + process.stderr

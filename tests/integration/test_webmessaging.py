@@ -111,6 +111,21 @@ def test_a_returning_guest_whose_session_expired_gets_a_new_one(invoke, webmessa
     assert emulator.session_state(second.json["guestId"]) == "active"
 
 
+def test_what_an_attempt_learnt_survives_its_retry(invoke, webmessaging, emulator):
+    # A new guest's getJwt is refused once (4029): the retry configures the session the first attempt made.
+    emulator.add_fault("get-jwt", code=4029)
+    new = invoke({})
+    assert new.status == 200 and new.json["newSession"] is True
+    assert new.events("token_issued")[0]["newSession"] is True
+    # A returning guest whose session is gone gets one new session, not one per attempt.
+    emulator.expire_session(new.json["guestId"])
+    emulator.add_fault("get-jwt", code=4029)
+    returning = invoke({"guestId": new.json["guestId"]})
+    assert returning.status == 200 and returning.json["newSession"] is True
+    assert len(returning.events("guest_session_replaced")) == 1
+    assert emulator.session_state(returning.json["guestId"]) == "active"
+
+
 def test_a_returning_guest_whose_conversation_ended_can_write_again(invoke, webmessaging, emulator):
     first = invoke({})
     emulator.end_conversation(first.json["guestId"])

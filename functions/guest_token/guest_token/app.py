@@ -215,7 +215,7 @@ def _error_response(error: ServiceError, extra_headers: dict[str, str] | None = 
     return Response(
         status_code=error.status,
         content_type=content_types.APPLICATION_JSON,
-        body=error.body(app.current_event.request_context.request_id),
+        body=error.body(logger.get_correlation_id()),  # the request id, read once by lambda_handler
         headers=headers,
     )
 
@@ -281,7 +281,8 @@ def _latency_ms() -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
-@logger.inject_lambda_context(clear_state=True)
+# log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT says: the event holds the guest's id.
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 @observability.traced
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -281,7 +281,9 @@ def traced[F: Callable[..., Any]](handler: F) -> F:
         # What the recorder's is_sampled() answers in Lambda (the runtime's trace header, unless Powertools
         # disabled the SDK), read without building the invocation's segment, which only a sampled one needs.
         header = TraceHeader.from_header_str(os.environ.get(LAMBDA_TRACE_HEADER_KEY))
-        sampled = global_sdk_config.sdk_enabled() and bool(header.sampled)
+        # Sampled=? (undecided) and a header without a Root record nothing: the SDK would drop the first and file
+        # the second under the previous request's trace.
+        sampled = global_sdk_config.sdk_enabled() and header.sampled == 1 and header.root is not None
         _sampled.set(sampled)
         if sampled or first:
             first = False

@@ -84,6 +84,15 @@ class _SessionGone(Exception):
     pass
 
 
+@dataclass
+class _Progress:
+    """What earlier attempts learnt, kept across retries: the session token in use (a new one once Genesys had
+    lost the guest's) and whether Genesys made a new session, which a retry configuring it again would not say."""
+
+    token: str = field(repr=False)
+    new_session: bool = False
+
+
 def websocket_url(base_url: str, deployment_id: str) -> str:
     return f"{base_url}/v1?deploymentId={quote(deployment_id, safe='')}"
 
@@ -99,9 +108,10 @@ def open_session(
     """Configure the guest's session (a new one with a new token when Genesys no longer has this one) and
     get its JWT. Retries refused or dropped connections, 5xx handshakes, 5xxx codes and 4029."""
     url = websocket_url(base_url, deployment_id)
+    progress = _Progress(token=session_token)
 
     def run(attempt: retries.Attempt) -> GuestSession:
-        return _session(url, deployment_id, session_token, origin, attempt, deadline)
+        return _session(url, deployment_id, progress, origin, attempt, deadline)
 
     return retries.attempt(CALL, deadline, run)
 
@@ -109,23 +119,24 @@ def open_session(
 def _session(  # noqa: PLR0917
     url: str,
     deployment_id: str,
-    session_token: str,
+    progress: _Progress,
     origin: str,
     attempt: retries.Attempt,
     deadline: Deadline,
 ) -> GuestSession:
     from websockets.exceptions import ConnectionClosed  # noqa: PLC0415
 
-    token, replaced = session_token, False
+    token = progress.token
     try:
         for _ in range(2):  # a returning guest whose session is gone gets one new session
             with _connect(url, origin, attempt, deadline) as socket:
                 try:
-                    new_session = _configure(socket, deployment_id, token, deadline)
+                    progress.new_session |= _configure(socket, deployment_id, token, deadline)
                     jwt, exp = _get_jwt(socket, token, deadline)
                 except _SessionGone:
                     observability.audit(observability.GUEST_SESSION_REPLACED)
-                    token, replaced = str(uuid.uuid4()), True
+                    token = progress.token = str(uuid.uuid4())
+                    progress.new_session = True
                     continue
                 finally:
                     # Closing waits for Genesys' close frame: never past the deadline.
@@ -134,9 +145,13 @@ def _session(  # noqa: PLR0917
                 session_token=token,
                 jwt=jwt,
                 exp=exp,
-                new_session=new_session or replaced,
+                new_session=progress.new_session,
                 correlation_id=attempt.correlation_id,
             )
+    except UpstreamError as exc:
+        # Raised inside the session (a frame that is not JSON, a session still read-only): it names the call.
+        exc.genesys_correlation_id = exc.genesys_correlation_id or attempt.correlation_id
+        raise
     except GuestApiError as exc:
         attempt.status = exc.code
         raise _mapped(exc, attempt, token) from None
@@ -156,7 +171,10 @@ def _session(  # noqa: PLR0917
                 genesys_correlation_id=attempt.correlation_id,
             )
         ) from None
-    raise UpstreamError(log_detail="Genesys webmessaging said the new session is gone too")
+    raise UpstreamError(
+        log_detail="Genesys webmessaging said the new session is gone too",
+        genesys_correlation_id=attempt.correlation_id,
+    )
 
 
 def _connect(url: str, origin: str, attempt: retries.Attempt, deadline: Deadline) -> ClientConnection:
@@ -199,7 +217,7 @@ def _connect(url: str, origin: str, attempt: retries.Attempt, deadline: Deadline
         ) from None
     if socket.response is not None:
         attempt.status = socket.response.status_code
-        attempt.correlation_id = socket.response.headers.get(rest.CORRELATION_HEADER)
+        attempt.correlation_id = rest.correlation_id(socket.response.headers)
     # websockets follows handshake redirects, across hosts too; the session token goes only to the host
     # configured (as the REST calls, which never follow redirects), so a redirected socket is closed unused.
     if socket.request is None or socket.request.headers.get("Host") != urlsplit(url).netloc:
@@ -231,7 +249,7 @@ def _refused(status: int, retry_after: str | None, origin: str, attempt: retries
 
 def _mapped(error: GuestApiError, attempt: retries.Attempt, token: str) -> Exception:
     # Genesys' message goes to the log: never with the session token in it, should Genesys echo it.
-    detail = f"Genesys webmessaging answered {error}: {rest.excerpt(error.message, 200, token, '[session token]')}"
+    detail = f"Genesys webmessaging answered {error}: {rest.excerpt(error.message, 200, {token: '[session token]'})}"
     correlation = attempt.correlation_id
     if error.code in (RATE_LIMITED, 429):
         return retries.Retryable(

@@ -39,10 +39,11 @@ def generate_guest_token(
         headers={"Authorization": f"Bearer {access_token}", "Content-Type": "application/json"},
         body=json.dumps({"guestId": guest_id, "expirationDurationSeconds": duration_seconds, "scopes": list(scopes)}),
         deadline=deadline,
+        secrets={guest_id: "[guest id]"},
     )
     rest.check_access_token_accepted("guest-token", answer)
     if answer.status != 200:
-        raise rest.failure("guest-token", answer, redact=guest_id)
+        raise rest.failure("guest-token", answer, secrets={access_token: "[access token]", guest_id: "[guest id]"})
     token = answer.json().get("token")
     if not isinstance(token, str) or not token:
         raise UpstreamError(

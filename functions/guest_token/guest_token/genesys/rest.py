@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 from urllib.parse import quote, urlencode
@@ -96,6 +97,7 @@ class Answer:
 
 
 def request_access_token(settings: Settings, credentials: ClientCredentials, deadline: Deadline) -> AccessToken:
+    secrets = {credentials.client_secret: "[client secret]", credentials.client_id: "[client id]"}
     answer = send(
         "oauth",
         "POST",
@@ -106,6 +108,7 @@ def request_access_token(settings: Settings, credentials: ClientCredentials, dea
         },
         body=urlencode({"grant_type": "client_credentials"}),
         deadline=deadline,
+        secrets=secrets,
     )
     data = answer.json()
     if answer.status == 200:
@@ -121,10 +124,10 @@ def request_access_token(settings: Settings, credentials: ClientCredentials, dea
         return AccessToken(value=value, expires_in=expires_in, correlation_id=answer.correlation_id)
     if answer.status in (400, 401) and (answer.status == 401 or data.get("error") == "invalid_client"):
         raise InvalidClient(
-            log_detail=f"Genesys OAuth answered {answer.status} {data.get('error', '')}".rstrip(),
+            log_detail=f"Genesys OAuth answered {answer.status} {_code(data, secrets)}".rstrip(),
             genesys_correlation_id=answer.correlation_id,
         )
-    raise failure("oauth", answer)
+    raise failure("oauth", answer, secrets=secrets)
 
 
 def get_deployment(settings: Settings, access_token: str, deployment_id: str, deadline: Deadline) -> Deployment:
@@ -144,7 +147,7 @@ def get_deployment(settings: Settings, access_token: str, deployment_id: str, de
             genesys_correlation_id=answer.correlation_id,
         )
     if answer.status != 200:
-        raise failure("deployment", answer)
+        raise failure("deployment", answer, secrets={access_token: "[access token]"})
     data = answer.json()
     status, allow_all, domains = data.get("status"), data.get("allowAllDomains", False), data.get("allowedDomains")
     domains = [] if domains is None else domains
@@ -175,21 +178,34 @@ def check_access_token_accepted(call: str, answer: Answer) -> None:
         )
 
 
-def excerpt(message: str, limit: int, secret: str | None, stand_in: str) -> str:
-    """Genesys' ``message`` for the log, at most ``limit`` characters, with ``secret`` (in any case) replaced
-    before the cut, so that no part of it survives at the end of the excerpt."""
-    if secret:
-        message = re.sub(re.escape(secret), stand_in, message, flags=re.IGNORECASE)
-    return message[:limit]
+# Whatever follows Basic or Bearer is a credential, whoever's it is (Genesys echoing a header, say).
+_SCHEME_CREDENTIALS = re.compile(r"\b(?:Basic|Bearer)\s+[^\s,;\"']+", re.IGNORECASE)
 
 
-def failure(call: str, answer: Answer, *, redact: str | None = None) -> ServiceError:
+def excerpt(text: str, limit: int, secrets: Mapping[str, str]) -> str:
+    """Text Genesys sent, for the log: at most ``limit`` characters, with each of ``secrets`` (value -> the
+    stand-in that replaces it, in any case) and any Basic or Bearer credential replaced before the cut, so that
+    no part of one survives at the end of the excerpt."""
+    for secret, stand_in in secrets.items():
+        if secret:
+            text = re.sub(re.escape(secret), stand_in, text, flags=re.IGNORECASE)
+    return _SCHEME_CREDENTIALS.sub("[credentials]", text)[:limit]
+
+
+def _code(data: dict[str, Any], secrets: Mapping[str, str]) -> str:
+    """Genesys' error code (REST ``code``, OAuth ``error``), when it is a string: bounded and redacted too."""
+    code = data.get("code") or data.get("error")
+    return excerpt(code, 100, secrets) if isinstance(code, str) else ""
+
+
+def failure(call: str, answer: Answer, *, secrets: Mapping[str, str]) -> ServiceError:
     """The service's error for a Genesys error answer; its code and message go to the log only, never with
-    ``redact`` (the guest's id) in them, should Genesys echo it."""
+    one of ``secrets`` (what the request carried: credentials, the access token, the guest's id) in them,
+    should Genesys echo it."""
     data = answer.json()
-    detail = f"Genesys {call} answered {answer.status} {data.get('code') or data.get('error') or ''}".rstrip()
+    detail = f"Genesys {call} answered {answer.status} {_code(data, secrets)}".rstrip()
     if isinstance(data.get("message"), str):
-        detail += f": {excerpt(data['message'], 300, redact, '[guest id]')}"
+        detail += f": {excerpt(data['message'], 300, secrets)}"
     if answer.status == 429:
         return RateLimited(
             retry_after=answer.retry_after, log_detail=detail, genesys_correlation_id=answer.correlation_id
@@ -199,8 +215,20 @@ def failure(call: str, answer: Answer, *, redact: str | None = None) -> ServiceE
     return UpstreamError(log_detail=detail, genesys_correlation_id=answer.correlation_id)
 
 
-def send(call: str, method: str, url: str, *, headers: dict[str, str], body: str | None, deadline: Deadline) -> Answer:
-    """One HTTP call with bounded attempts; 429 and 5xx answers are retried, others are returned."""
+def send(
+    call: str,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str],
+    body: str | None,
+    deadline: Deadline,
+    secrets: Mapping[str, str] | None = None,
+) -> Answer:
+    """One HTTP call with bounded attempts; 429 and 5xx answers are retried, others are returned. ``secrets``
+    (value -> stand-in) never reach the log through Genesys' error text; the Authorization header's never do."""
+    scheme, _, credential = headers.get("Authorization", "").partition(" ")
+    secrets = {**(secrets or {}), credential: f"[{scheme.lower() or 'authorization'} credential]"}
 
     def run(attempt: retries.Attempt) -> Answer:
         try:
@@ -233,7 +261,7 @@ def send(call: str, method: str, url: str, *, headers: dict[str, str], body: str
         answer = _answer(response, data)
         attempt.status, attempt.correlation_id = answer.status, answer.correlation_id
         if answer.status in RETRYABLE_STATUSES:
-            raise retries.Retryable(failure(call, answer), wait=answer.retry_after)
+            raise retries.Retryable(failure(call, answer, secrets=secrets), wait=answer.retry_after)
         return answer
 
     return retries.attempt(call, deadline, run)
