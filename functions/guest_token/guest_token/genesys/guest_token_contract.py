@@ -43,7 +43,7 @@ def generate_guest_token(
     )
     rest.check_access_token_accepted("guest-token", answer)
     if answer.status != 200:
-        raise rest.failure("guest-token", answer, secrets={access_token: "[access token]", guest_id: "[guest id]"})
+        raise rest.failure("guest-token", answer)
     token = answer.json().get("token")
     if not isinstance(token, str) or not token:
         raise UpstreamError(

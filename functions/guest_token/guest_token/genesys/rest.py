@@ -87,6 +87,8 @@ class Answer:
     data: bytes = field(repr=False)
     correlation_id: str | None
     retry_after: int | None  # whole seconds, from the Retry-After header
+    # What the request carried that Genesys' error text must never bring to the log (value -> stand-in).
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def json(self) -> dict[str, Any]:
         try:
@@ -97,7 +99,6 @@ class Answer:
 
 
 def request_access_token(settings: Settings, credentials: ClientCredentials, deadline: Deadline) -> AccessToken:
-    secrets = {credentials.client_secret: "[client secret]", credentials.client_id: "[client id]"}
     answer = send(
         "oauth",
         "POST",
@@ -108,7 +109,7 @@ def request_access_token(settings: Settings, credentials: ClientCredentials, dea
         },
         body=urlencode({"grant_type": "client_credentials"}),
         deadline=deadline,
-        secrets=secrets,
+        secrets={credentials.client_secret: "[client secret]", credentials.client_id: "[client id]"},
     )
     data = answer.json()
     if answer.status == 200:
@@ -124,10 +125,10 @@ def request_access_token(settings: Settings, credentials: ClientCredentials, dea
         return AccessToken(value=value, expires_in=expires_in, correlation_id=answer.correlation_id)
     if answer.status in (400, 401) and (answer.status == 401 or data.get("error") == "invalid_client"):
         raise InvalidClient(
-            log_detail=f"Genesys OAuth answered {answer.status} {_code(data, secrets)}".rstrip(),
+            log_detail=f"Genesys OAuth answered {answer.status} {_code(data, answer.secrets)}".rstrip(),
             genesys_correlation_id=answer.correlation_id,
         )
-    raise failure("oauth", answer, secrets=secrets)
+    raise failure("oauth", answer)
 
 
 def get_deployment(settings: Settings, access_token: str, deployment_id: str, deadline: Deadline) -> Deployment:
@@ -147,7 +148,7 @@ def get_deployment(settings: Settings, access_token: str, deployment_id: str, de
             genesys_correlation_id=answer.correlation_id,
         )
     if answer.status != 200:
-        raise failure("deployment", answer, secrets={access_token: "[access token]"})
+        raise failure("deployment", answer)
     data = answer.json()
     status, allow_all, domains = data.get("status"), data.get("allowAllDomains", False), data.get("allowedDomains")
     domains = [] if domains is None else domains
@@ -198,14 +199,13 @@ def _code(data: dict[str, Any], secrets: Mapping[str, str]) -> str:
     return excerpt(code, 100, secrets) if isinstance(code, str) else ""
 
 
-def failure(call: str, answer: Answer, *, secrets: Mapping[str, str]) -> ServiceError:
-    """The service's error for a Genesys error answer; its code and message go to the log only, never with
-    one of ``secrets`` (what the request carried: credentials, the access token, the guest's id) in them,
-    should Genesys echo it."""
+def failure(call: str, answer: Answer) -> ServiceError:
+    """The service's error for a Genesys error answer; its code and message go to the log only, never with one
+    of the request's secrets (its credentials or access token, the guest's id) in them, should Genesys echo it."""
     data = answer.json()
-    detail = f"Genesys {call} answered {answer.status} {_code(data, secrets)}".rstrip()
+    detail = f"Genesys {call} answered {answer.status} {_code(data, answer.secrets)}".rstrip()
     if isinstance(data.get("message"), str):
-        detail += f": {excerpt(data['message'], 300, secrets)}"
+        detail += f": {excerpt(data['message'], 300, answer.secrets)}"
     if answer.status == 429:
         return RateLimited(
             retry_after=answer.retry_after, log_detail=detail, genesys_correlation_id=answer.correlation_id
@@ -225,8 +225,9 @@ def send(
     deadline: Deadline,
     secrets: Mapping[str, str] | None = None,
 ) -> Answer:
-    """One HTTP call with bounded attempts; 429 and 5xx answers are retried, others are returned. ``secrets``
-    (value -> stand-in) never reach the log through Genesys' error text; the Authorization header's never do."""
+    """One HTTP call with bounded attempts; 429 and 5xx answers are retried, others are returned. The answer
+    carries ``secrets`` (value -> stand-in) and the Authorization header's credential, which Genesys' error
+    text never brings to the log (failure)."""
     scheme, _, credential = headers.get("Authorization", "").partition(" ")
     secrets = {**(secrets or {}), credential: f"[{scheme.lower() or 'authorization'} credential]"}
 
@@ -258,10 +259,10 @@ def send(
             raise retries.Retryable(
                 UpstreamUnavailable(log_detail=f"Genesys {call} unreachable ({attempt.error})")
             ) from None
-        answer = _answer(response, data)
+        answer = _answer(response, data, secrets)
         attempt.status, attempt.correlation_id = answer.status, answer.correlation_id
         if answer.status in RETRYABLE_STATUSES:
-            raise retries.Retryable(failure(call, answer, secrets=secrets), wait=answer.retry_after)
+            raise retries.Retryable(failure(call, answer), wait=answer.retry_after)
         return answer
 
     return retries.attempt(call, deadline, run)
@@ -289,7 +290,7 @@ def _read_body(response: urllib3.BaseHTTPResponse, call: str, attempt: retries.A
     return b"".join(chunks)
 
 
-def _answer(response: urllib3.BaseHTTPResponse, data: bytes) -> Answer:
+def _answer(response: urllib3.BaseHTTPResponse, data: bytes, secrets: Mapping[str, str]) -> Answer:
     try:
         retry_after = _RETRY_AFTER.get_retry_after(response)
     except (InvalidHeader, ValueError, OverflowError):  # a header no Genesys sends: as if absent
@@ -299,6 +300,7 @@ def _answer(response: urllib3.BaseHTTPResponse, data: bytes) -> Answer:
         data=data,
         correlation_id=correlation_id(response.headers),
         retry_after=math.ceil(min(retry_after, MAX_RETRY_AFTER_SECONDS)) if retry_after is not None else None,
+        secrets=secrets,
     )
 
 
