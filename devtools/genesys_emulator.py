@@ -12,8 +12,9 @@ Routes (the same base URL serves the login and the API hosts):
 * ``GET /api/v2/webmessaging/messages`` ("messages"): a guest's history (guest JWT from ``getJwt``).
 
 A second, WebSocket port (``webmessaging_url``) serves the Web Messaging Guest API: the handshake
-("ws-connect") and the ``configureSession`` ("configure-session") and ``getJwt`` ("get-jwt") actions, plus
-``echo`` and ``onMessage``; see devtools/webmessaging_emulator.py.
+("ws-connect") and the ``configureSession`` ("configure-session"), ``getJwt`` ("get-jwt") and ``closeSession``
+("close-session") actions, plus ``echo`` and ``onMessage``, with frames shaped as Genesys' SDK fixtures show
+them; see devtools/webmessaging_emulator.py. Both modules share devtools/genesys_faults.py (routes, faults).
 
 Tests drive it in-process::
 
@@ -57,19 +58,30 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
-from typing import Any, Final, Self, TypeGuard, override
+from typing import Any, Final, Self, override
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from devtools.genesys_faults import (
+    ACTION_ROUTES,
+    BODY_FAULTS,
+    ROUTE_DEPLOYMENT,
+    ROUTE_GUEST_TOKEN,
+    ROUTE_JWKS,
+    ROUTE_MESSAGES,
+    ROUTE_OAUTH,
+    ROUTE_WS_CONNECT,
+    ROUTES,
+    Fault,
+    RecordedRequest,
+    check_fault_for_route,
+    is_int,
+)
 from devtools.webmessaging_emulator import (
     DEMO_DEPLOYMENT_ID,
-    ROUTE_CONFIGURE_SESSION,
-    ROUTE_GET_JWT,
-    ROUTE_WS_CONNECT,
-    TOO_MANY_REQUESTS,
     WebMessagingServer,
     WebMessagingState,
     make_deployment,
@@ -96,29 +108,8 @@ __all__ = [
 DEMO_CLIENT_ID: Final = "demo-client-id"
 DEMO_CLIENT_SECRET: Final = "demo-client-secret"
 
-ROUTE_OAUTH: Final = "oauth"
-ROUTE_GUEST_TOKEN: Final = "guest-token"
-ROUTE_JWKS: Final = "jwks"
-ROUTE_DEPLOYMENT: Final = "deployment"
-ROUTE_MESSAGES: Final = "messages"
-ROUTES: Final = (
-    ROUTE_OAUTH,
-    ROUTE_GUEST_TOKEN,
-    ROUTE_JWKS,
-    ROUTE_DEPLOYMENT,
-    ROUTE_WS_CONNECT,
-    ROUTE_CONFIGURE_SESSION,
-    ROUTE_GET_JWT,
-    ROUTE_MESSAGES,
-)
 # The control API's "counts" keeps its original shape for existing readers; these go under their own key.
-_WEBMESSAGING_ROUTES: Final = (
-    ROUTE_DEPLOYMENT,
-    ROUTE_WS_CONNECT,
-    ROUTE_CONFIGURE_SESSION,
-    ROUTE_GET_JWT,
-    ROUTE_MESSAGES,
-)
+_WEBMESSAGING_ROUTES: Final = (ROUTE_DEPLOYMENT, ROUTE_WS_CONNECT, *ACTION_ROUTES, ROUTE_MESSAGES)
 # Requests to paths Genesys would not serve are recorded under this pseudo-route to make typos visible.
 UNKNOWN_ROUTE: Final = "unknown"
 
@@ -145,8 +136,6 @@ _MAX_BODY_BYTES: Final = 1 << 20
 # The handler reads one chunk-size line at a time; anything longer is not HTTP a client would send.
 _MAX_LINE_BYTES: Final = 65536
 
-BODY_FAULTS: Final = frozenset({"not-json", "no-token", "not-jwt", "no-access-token"})
-
 _ERROR_CODES: Final = {
     400: "bad.request",
     401: "bad.credentials",
@@ -168,152 +157,6 @@ _ERROR_MESSAGES: Final = {
 
 
 @dataclass
-class Fault:
-    """How the emulator misbehaves for the next matching request(s) on one route.
-
-    HTTP routes: ``delay`` is applied first; then ``body`` (answered with ``status`` or 200) or ``status``
-    (a Genesys error body); otherwise the normal answer, with the token mutations applied to the JWT.
-    A fault applies to every request that reaches its route with the right method, whether or not the
-    request would otherwise succeed.
-
-    "ws-connect" (the WebSocket handshake): ``delay``, then ``refuse`` (hang up with no HTTP answer) or
-    ``status`` (refuse the upgrade with that HTTP status).
-
-    "configure-session" and "get-jwt" (Guest API actions): ``delay``, then ``noise`` (an unsolicited event
-    and a same-class answer carrying another tracingId), then one of ``drop`` (close the socket),
-    ``silent`` (never answer), ``body="not-json"`` (a frame that is not JSON) or ``code`` (that error code;
-    4029 answers the TooManyRequestsErrorMessage shape with ``retry_after`` seconds, default 1); otherwise
-    the normal answer, for "get-jwt" with the token mutations and ``exp_mismatch`` (the answer's ``exp``
-    is 600 s later than the JWT's).
-
-    ``token`` ("guest-token" and "get-jwt"): answer exactly this string as the token (the body's ``token``,
-    or the JwtResponse's ``jwt``, whose ``exp`` is then the string's ``exp`` claim when that is an integer,
-    else the usual one), for hostile tokens crafted by a test; see ``signing_key``.
-    """
-
-    status: int | None = None
-    retry_after: str | int | None = None
-    delay: float = 0.0
-    body: str | None = None
-    sub: str | None = None
-    expired: bool = False
-    scopes: list[str] | None = None
-    alg_none: bool = False
-    bad_signature: bool = False
-    unknown_kid: bool = False
-    token_lifetime: int | None = None
-    code: int | None = None
-    drop: bool = False
-    silent: bool = False
-    noise: bool = False
-    refuse: bool = False
-    exp_mismatch: bool = False
-    token: str | None = None
-    times: int | None = 1
-
-    def __post_init__(self) -> None:
-        # Faults also arrive as JSON from other processes, so check types instead of trusting hints.
-        if self.status is not None and not (_is_int(self.status) and 400 <= self.status <= 599):
-            raise ValueError(f"status must be an HTTP error status (400..599), not {self.status!r}")
-        if self.retry_after is not None and not (
-            isinstance(self.retry_after, str) or (_is_int(self.retry_after) and self.retry_after >= 0)
-        ):
-            raise ValueError(f"retry_after must be a string or seconds >= 0, not {self.retry_after!r}")
-        if not (_is_int(self.delay) or isinstance(self.delay, float)) or self.delay < 0:
-            raise ValueError(f"delay must be seconds >= 0, not {self.delay!r}")
-        if self.body is not None and self.body not in BODY_FAULTS:
-            raise ValueError(f"body must be one of {sorted(BODY_FAULTS)}, not {self.body!r}")
-        if self.sub is not None and not isinstance(self.sub, str):
-            raise TypeError(f"sub must be a string, not {self.sub!r}")
-        if self.scopes is not None and not (
-            isinstance(self.scopes, list) and all(isinstance(scope, str) for scope in self.scopes)
-        ):
-            raise TypeError(f"scopes must be a list of strings, not {self.scopes!r}")
-        for flag in _FLAGS:
-            if not isinstance(getattr(self, flag), bool):
-                raise TypeError(f"{flag} must be a boolean")
-        if self.token is not None and not isinstance(self.token, str):
-            raise TypeError(f"token must be a string, not {type(self.token).__name__}")
-        if self.token_lifetime is not None and not _is_int(self.token_lifetime):
-            raise ValueError(f"token_lifetime must be whole seconds, not {self.token_lifetime!r}")
-        if self.code is not None and not (_is_int(self.code) and 4000 <= self.code <= 5999):
-            raise ValueError(f"code must be a Guest API error code (4000..5999), not {self.code!r}")
-        outcomes = [
-            name for name in ("drop", "silent", "body", "code", "token") if getattr(self, name) not in (None, False)
-        ]
-        if len(outcomes) > 1:
-            raise ValueError(f"{' and '.join(outcomes)} are alternatives; pick one")
-        if self.token is not None and self.status is not None:
-            raise ValueError("token and status are alternatives; pick one")
-        if self.refuse and self.status is not None:
-            raise ValueError("refuse and status are alternatives; pick one")
-        if self.times is not None and not (_is_int(self.times) and self.times >= 1):
-            raise ValueError(f"times must be >= 1 or None (until cleared), not {self.times!r}")
-
-
-_FLAGS: Final = (
-    "expired",
-    "alg_none",
-    "bad_signature",
-    "unknown_kid",
-    "drop",
-    "silent",
-    "noise",
-    "refuse",
-    "exp_mismatch",
-)
-_TOKEN_MUTATIONS: Final = frozenset({"expired", "alg_none", "bad_signature", "unknown_kid", "token_lifetime"})
-_HTTP_FIELDS: Final = frozenset({"status", "retry_after", "delay", "body"})
-_ACTION_FIELDS: Final = frozenset({"code", "retry_after", "drop", "silent", "body", "noise", "delay"})
-# Which fault fields mean something on each route; the original routes keep accepting every original field.
-_FIELDS_BY_ROUTE: Final = {
-    ROUTE_OAUTH: _HTTP_FIELDS | {"sub", "scopes"} | _TOKEN_MUTATIONS,
-    ROUTE_GUEST_TOKEN: _HTTP_FIELDS | {"sub", "scopes", "token"} | _TOKEN_MUTATIONS,
-    ROUTE_JWKS: _HTTP_FIELDS | {"sub", "scopes"} | _TOKEN_MUTATIONS,
-    ROUTE_DEPLOYMENT: _HTTP_FIELDS,
-    ROUTE_MESSAGES: _HTTP_FIELDS,
-    ROUTE_WS_CONNECT: frozenset({"status", "refuse", "delay"}),
-    ROUTE_CONFIGURE_SESSION: _ACTION_FIELDS,
-    ROUTE_GET_JWT: _ACTION_FIELDS | _TOKEN_MUTATIONS | {"exp_mismatch", "token"},
-}
-# What an exact token replaces: it cannot also be minted with changes.
-_MINTING_FIELDS: Final = _TOKEN_MUTATIONS | {"sub", "scopes"}
-
-
-def _check_fault_for_route(route: str, fault: Fault) -> None:
-    used = {
-        spec.name
-        for spec in dataclasses.fields(Fault)
-        if spec.name != "times" and getattr(fault, spec.name) != spec.default
-    }
-    unsupported = sorted(used - _FIELDS_BY_ROUTE[route])
-    if unsupported:
-        raise ValueError(f"{', '.join(unsupported)} cannot apply to route {route!r}")
-    if fault.token is not None and used & _MINTING_FIELDS:
-        raise ValueError(f"token is answered as it is; {', '.join(sorted(used & _MINTING_FIELDS))} cannot apply")
-    if route in (ROUTE_CONFIGURE_SESSION, ROUTE_GET_JWT):
-        if fault.body is not None and fault.body != "not-json":
-            raise ValueError(f"body on route {route!r} can only be 'not-json'")
-        if fault.retry_after is not None and not (fault.code == TOO_MANY_REQUESTS and _is_int(fault.retry_after)):
-            raise ValueError(f"retry_after on route {route!r} needs code={TOO_MANY_REQUESTS} and whole seconds")
-    if route in (ROUTE_DEPLOYMENT, ROUTE_MESSAGES) and fault.body not in (None, "not-json"):
-        raise ValueError(f"body on route {route!r} can only be 'not-json'")
-
-
-@dataclass
-class RecordedRequest:
-    """One request received on a Genesys route; ``status`` is None until answered (or if never answered)."""
-
-    route: str
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    status: int | None
-    time: float
-
-
-@dataclass
 class _Response:
     status: int
     body: bytes = b""
@@ -327,11 +170,6 @@ class _BadBodyError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-def _is_int(value: object) -> TypeGuard[int]:
-    # bool is an int subclass, and True is never a sensible status or count.
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _json(status: int, payload: object) -> _Response:
@@ -430,7 +268,7 @@ def _exp_claim(token: str) -> int | None:
     except (ValueError, RecursionError):
         return None
     exp = claims.get("exp") if isinstance(claims, dict) else None
-    return exp if _is_int(exp) else None
+    return exp if is_int(exp) else None
 
 
 def _jwk_thumbprint(jwk: dict[str, Any]) -> str:
@@ -466,7 +304,7 @@ class RateLimits:
 
     def __post_init__(self) -> None:
         for limit in (self.per_access_token, self.per_client):
-            if limit is not None and not (_is_int(limit) and limit >= 1):
+            if limit is not None and not (is_int(limit) and limit >= 1):
                 raise ValueError(f"a rate limit must be a whole number >= 1, not {limit!r}")
         if not 0 < self.window_seconds < math.inf:
             raise ValueError(f"window_seconds must be a finite number > 0, not {self.window_seconds!r}")
@@ -493,7 +331,7 @@ class GenesysEmulator:
     ) -> None:
         bind_ip = _loopback_ip(host)
         _check_ttl(access_token_ttl)
-        if not (_is_int(jwt_lifetime) and jwt_lifetime >= 1):
+        if not (is_int(jwt_lifetime) and jwt_lifetime >= 1):
             raise ValueError(f"jwt_lifetime must be whole seconds >= 1, not {jwt_lifetime!r}")
         self.jwt_lifetime = jwt_lifetime
         self._webmessaging = WebMessagingState()
@@ -537,7 +375,7 @@ class GenesysEmulator:
         self.jwks_url = self.base_url + JWKS_PATH
         self.issuer = self.base_url
         try:
-            self._ws_server = WebMessagingServer(self, bind_ip, webmessaging_port)
+            self._ws_server = WebMessagingServer(self, self._webmessaging, bind_ip, webmessaging_port)
         except OSError:
             self._server.server_close()
             raise
@@ -585,7 +423,7 @@ class GenesysEmulator:
         """Queue a fault for ``route`` (FIFO); ``fields`` build a Fault or override fields of ``fault``."""
         _check_route(route)
         queued = Fault(**fields) if fault is None else dataclasses.replace(fault, **fields)
-        _check_fault_for_route(route, queued)
+        check_fault_for_route(route, queued)
         with self._lock:
             self._faults[route].append(queued)
 
@@ -652,13 +490,30 @@ class GenesysEmulator:
         """Add or replace a Messenger deployment (``allowed_domains``: bare hosts or ``*.example.com``)."""
         self._webmessaging.set_deployment(make_deployment(deployment_id, status, allow_all_domains, allowed_domains))
 
-    def expire_session(self, token: str) -> None:
-        """Expire the guest session(s) with this token; configureSession then answers 4006. KeyError if none."""
-        self._webmessaging.expire(token)
+    def expire_session(self, token: str, frame_type: str = "response") -> None:
+        """Expire the guest session(s) with this token: its sockets get a ``SessionExpiredEvent`` (a
+        ``response``, as Genesys' SDK fixtures show, or a ``message``) and configureSession then answers 4006.
+        KeyError if none."""
+        if frame_type not in ("response", "message"):
+            raise ValueError("type must be 'response' or 'message'")
+        self._webmessaging.expire(token, "response" if frame_type == "response" else "message")
 
-    def end_conversation(self, token: str) -> None:
-        """End the session's conversation: it becomes read-only until a configureSession with startNew."""
-        self._webmessaging.end_conversation(token)
+    def end_conversation(self, token: str, *, read_only: bool = True) -> None:
+        """End the session's conversation with a Presence ``Disconnect``: with ``read_only`` its metadata says
+        ``readOnly: "true"`` and the session stays read-only until a configureSession with startNew; without,
+        the session stays writable (a deployment that does not show conversations as ended)."""
+        self._webmessaging.end_conversation(token, read_only=read_only)
+
+    @property
+    def tag_answers(self) -> bool:
+        """Whether Guest API answers and errors echo the request's tracingId (off: as Genesys' SDK fixtures)."""
+        return self._webmessaging.tag_answers
+
+    @tag_answers.setter
+    def tag_answers(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError("tagAnswers must be a boolean")
+        self._webmessaging.tag_answers = value
 
     def session_state(self, token: str) -> str | None:
         """One of "active", "read-only" and "expired"; None for a token no guest has configured."""
@@ -827,7 +682,8 @@ class GenesysEmulator:
         return _json(200, deployment.to_json())
 
     def _list_messages(self, headers: dict[str, str], query: str) -> _Response:
-        session_id = self._guest_jwt_session(_bearer_token(headers.get("authorization")))
+        guest_jwt = _bearer_token(headers.get("authorization"))
+        session_id = self._webmessaging.session_for_jwt(guest_jwt) if guest_jwt is not None else None
         history = self._webmessaging.history(session_id) if session_id is not None else None
         if history is None:
             return _genesys_error(401)
@@ -851,31 +707,14 @@ class GenesysEmulator:
             },
         )
 
-    def _guest_jwt_session(self, token: str | None) -> str | None:
-        """The session id (sub) of a guest JWT this emulator issued and that is still valid, else None."""
-        if token is None:
-            return None
-        try:
-            if jwt.get_unverified_header(token).get("kid") != self.kid:
-                return None
-            claims = jwt.decode(
-                token,
-                self._key.public_key(),
-                algorithms=["RS256"],
-                issuer=self.issuer,
-                options={"require": ["sub", "aud", "exp", "iat", "iss", "deploymentId"], "verify_aud": False},
-            )
-        except jwt.InvalidTokenError:
-            return None
-        # Guest-token JWTs (no deploymentId) are signed by the same key but are not guest session JWTs.
-        if claims["aud"] != claims["deploymentId"]:
-            return None
-        sub = claims["sub"]
-        return sub if isinstance(sub, str) else None
-
     # -- Guest API support (called from WebSocket handler threads) --------------------------------------
 
-    def _begin_ws_request(
+    @property
+    def stopping(self) -> threading.Event:
+        """Set once stop() begins: delayed answers wait on it."""
+        return self._stopping
+
+    def begin_ws_request(
         self, route: str, path: str | None = None, headers: dict[str, str] | None = None
     ) -> tuple[Fault | None, RecordedRequest | None]:
         """Count one handshake or action and take its fault; handshakes (HTTP requests) are recorded too."""
@@ -888,12 +727,12 @@ class GenesysEmulator:
                 self._requests.append(record)
             return self._take_fault(route), record
 
-    def _finish_record(self, record: RecordedRequest | None, status: int | None) -> None:
+    def finish_ws_record(self, record: RecordedRequest | None, status: int | None) -> None:
         if record is not None:
             with self._lock:
                 record.status = status
 
-    def _mint_webmessaging_jwt(self, session_id: str, deployment_id: str, fault: Fault | None) -> tuple[str, int]:
+    def mint_session_jwt(self, session_id: str, deployment_id: str, fault: Fault | None) -> tuple[str, int]:
         """A guest session JWT and the ``exp`` to report beside it (they differ only under exp_mismatch)."""
         fault = fault or Fault()
         now = int(time.time())
@@ -1007,6 +846,7 @@ class GenesysEmulator:
             "sessions": ("GET",),
             "sessions/expire": ("POST",),
             "sessions/end": ("POST",),
+            "webmessaging": ("POST",),
             "health": ("GET",),
         }.get(action)
         if allowed is None:
@@ -1069,9 +909,14 @@ class GenesysEmulator:
             if not isinstance(token, str) or not token:
                 raise TypeError("token must be a non-empty string")
             if action == "sessions/expire":
-                self.expire_session(token)
+                self.expire_session(token, request.get("type", "response"))
             else:
-                self.end_conversation(token)
+                self.end_conversation(token, read_only=request.get("readOnly", True))
+        elif action == "webmessaging":
+            unknown = set(request) - {"tagAnswers"}
+            if unknown:
+                raise ValueError(f"unknown fields {sorted(unknown)}")
+            self.tag_answers = request.get("tagAnswers", False)
         else:
             self.set_access_token_ttl(request["seconds"])
 
@@ -1104,7 +949,7 @@ def _check_route(route: str) -> None:
 
 
 def _check_ttl(seconds: int) -> None:
-    if not (_is_int(seconds) and seconds >= 0):
+    if not (is_int(seconds) and seconds >= 0):
         raise ValueError(f"access token TTL must be whole seconds >= 0, not {seconds!r}")
 
 
@@ -1113,7 +958,7 @@ def _guest_token_request_problem(request: dict[str, Any]) -> str | None:
     if not isinstance(guest_id, str) or not guest_id:
         return "guestId is required and must be a non-empty string."
     duration = request.get("expirationDurationSeconds")
-    if not _is_int(duration) or not 1 <= duration <= MAX_GUEST_TOKEN_SECONDS:
+    if not is_int(duration) or not 1 <= duration <= MAX_GUEST_TOKEN_SECONDS:
         return f"expirationDurationSeconds must be an integer from 1 to {MAX_GUEST_TOKEN_SECONDS}."
     scopes = request.get("scopes")
     if not isinstance(scopes, list) or not scopes or not all(isinstance(s, str) and s for s in scopes):

@@ -1,27 +1,45 @@
 """Genesys' Web Messaging Guest API (the guest WebSocket), served beside the HTTP emulator.
 
-Guests connect to ``<webmessaging_url>/v1?deploymentId=<id>`` and exchange JSON text frames:
-``configureSession``, ``getJwt``, ``echo`` (keep-alive) and ``onMessage``. ``GenesysEmulator`` owns the
-state (deployments, sessions, faults, counts, signing key); this module holds the session model and the
-WebSocket plumbing, built on websockets' threaded server so no framing is written by hand.
+Guests connect to ``<webmessaging_url>/v1?deploymentId=<id>`` and exchange JSON text frames: ``configureSession``,
+``getJwt``, ``echo`` (the health check), ``onMessage`` (texts, and events such as an autostart's Presence Join)
+and ``closeSession``. This module owns the sessions and the socket; ``GuestApiHost`` (the HTTP emulator) counts
+requests, hands out faults and mints the session JWTs. It is built on websockets' threaded server, so no
+framing is written by hand.
+
+Frames are shaped as Genesys' own clients' test fixtures show them (MyPureCloud/
+genesys-messenger-transport-mobile-sdk, transport/src/androidUnitTest/kotlin/transport/util/Response.kt; the
+same frames are in tests/fixtures/genesys/sdk-frames.json): answers (``SessionResponse``, ``JwtResponse``) and
+errors (class ``string`` with a code, ``TooManyRequestsErrorMessage``) carry no ``tracingId``; the echo of a
+guest's own message or health check carries the request's; ``SessionExpiredEvent`` arrives as a response;
+a Presence ``Disconnect`` carries ``metadata.readOnly: "true"`` when the conversation became read-only.
+``WebMessagingState.tag_answers`` makes every answer echo the request's ``tracingId`` instead (the schema
+allows it), so clients are tested against both.
 
 Choices where Genesys' public documentation is silent (pinned by tests/integration/test_webmessaging_emulator.py):
 
 * Handshake: a path other than ``/v1``, or a missing or unknown ``deploymentId``, is refused with HTTP 404;
-  an ``Origin`` the deployment does not allow (a missing one included) with HTTP 403.
+  an ``Origin`` the deployment does not allow (a missing one included) with HTTP 403. How Genesys matches
+  ``allowedDomains`` is not public: this emulator compares hosts and lets ``*.example.com`` admit subdomains.
 * ``configureSession`` on a deployment whose status is not ``Active`` answers 4000 "Deployment is not
   active"; a ``deploymentId`` differing from the socket's answers 4000 too.
 * A missing or malformed ``token`` (or ``deploymentId``) answers 4020; a frame that is not a JSON object, or
   an unknown action, answers 4000.
-* ``getJwt``, ``echo`` and ``onMessage`` need the token configured on the same socket, else 4007; an expired
-  session answers 4006; ``onMessage`` on a read-only session answers 4000.
+* ``getJwt``, ``echo``, ``onMessage`` and ``closeSession`` need the token configured on the same socket, else
+  4007; an expired session answers 4006; ``onMessage`` on a read-only session answers 4000.
 * ``startNew`` only matters on a read-only session; on a live one it is ignored (the session resumes).
+* ``closeSession`` with ``closeAllConnections: true`` sends every other socket configured with the token a
+  ``ConnectionClosedEvent`` and closes it; the caller's socket gets ``SessionResponse {connected: false}`` and
+  must configure again.
 * A session is keyed by (deployment, token); it expires after ``SESSION_DURATION_SECONDS`` without activity
-  or when the harness calls ``expire_session``. Sockets configured with its token then get a
-  ``SessionExpiredEvent``; when the harness ends the conversation they get a Presence ``Disconnect`` event.
+  or when the harness calls ``expire``. Sockets configured with its token then get a ``SessionExpiredEvent``;
+  when the harness ends the conversation they get a Presence ``Disconnect`` event.
+* Nothing is pushed unprompted but the agent's events and those two: a new session gets no Join (Genesys'
+  SDKs send Join themselves, as an autostart).
 * The agent: each guest text gets, on every socket configured with the session's token, a Typing event after
   half of ``WebMessagingState.agent_reply_seconds`` and an Outbound text (kept in the history) after all of
   it; None turns the agent off.
+* The session JWT is opaque to this module: the history call finds the session by the exact JWT getJwt
+  handed out (``session_for_jwt``), whatever its shape.
 """
 
 from __future__ import annotations
@@ -34,8 +52,9 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.exceptions import ConnectionClosed
@@ -43,10 +62,18 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.sync.server import Server, ServerConnection, serve
 
+from devtools.genesys_faults import (
+    ROUTE_CLOSE_SESSION,
+    ROUTE_CONFIGURE_SESSION,
+    ROUTE_GET_JWT,
+    ROUTE_WS_CONNECT,
+    TOO_MANY_REQUESTS,
+    Fault,
+    RecordedRequest,
+)
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
-
-    from devtools.genesys_emulator import Fault, GenesysEmulator
 
 __all__ = [
     "AGENT_REPLY_SECONDS",
@@ -61,6 +88,7 @@ __all__ = [
     "UNEXPECTED_ERROR",
     "WEBMESSAGING_PATH",
     "Deployment",
+    "GuestApiHost",
     "WebMessagingServer",
     "WebMessagingState",
     "origin_host",
@@ -80,15 +108,27 @@ FEATURE_UNAVAILABLE: Final = 4000
 SESSION_EXPIRED: Final = 4006
 SESSION_NOT_FOUND: Final = 4007
 MISSING_PARAMETER: Final = 4020
-TOO_MANY_REQUESTS: Final = 4029
 UNEXPECTED_ERROR: Final = 5000
-
-ROUTE_WS_CONNECT: Final = "ws-connect"
-ROUTE_CONFIGURE_SESSION: Final = "configure-session"
-ROUTE_GET_JWT: Final = "get-jwt"
 
 # What a proxy error page looks like to a client expecting a JSON frame.
 _NOT_JSON_FRAME: Final = "<html><body><h1>Oops</h1>upstream said no"
+
+
+class GuestApiHost(Protocol):
+    """What the Guest API needs from the HTTP emulator: one count, fault queue and request log for both."""
+
+    verbose: bool
+
+    @property
+    def stopping(self) -> threading.Event: ...
+
+    def begin_ws_request(
+        self, route: str, path: str | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[Fault | None, RecordedRequest | None]: ...
+
+    def finish_ws_record(self, record: RecordedRequest | None, status: int | None) -> None: ...
+
+    def mint_session_jwt(self, session_id: str, deployment_id: str, fault: Fault | None) -> tuple[str, int]: ...
 
 
 # -- deployments ---------------------------------------------------------------------------------------
@@ -194,7 +234,6 @@ class Configured:
     new_session: bool
     read_only: bool
     expires_at: int
-    joined: dict[str, Any] | None  # a new session's presence event, sent unsolicited after the answer
 
 
 @dataclass(frozen=True)
@@ -203,39 +242,50 @@ class GuestError:
     message: str
 
 
-def _event(event_type: str, detail: dict[str, Any]) -> dict[str, Any]:
-    key = event_type.lower()
-    return {
-        "type": "Event",
-        "direction": "Outbound",
-        "events": [{"eventType": event_type, key: detail}],
-        "id": str(uuid.uuid4()),
-    }
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def presence_join() -> dict[str, Any]:
-    return _event("Presence", {"type": "Join"})
+def _message(body: dict[str, Any]) -> dict[str, Any]:
+    """A structured message's body with the id and channel Genesys gives every message."""
+    message_id = str(uuid.uuid4())
+    return {**body, "id": message_id, "channel": {"time": _now_iso(), "messageId": message_id}}
+
+
+def _event(event_type: str, detail: dict[str, Any], direction: str = "Outbound", **metadata: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": "Event", "direction": direction}
+    if metadata:
+        body["metadata"] = metadata
+    body["events"] = [{"eventType": event_type, event_type.lower(): detail}]
+    return _message(body)
 
 
 SessionChange = Literal["expired", "ended"]
+FrameType = Literal["response", "message"]
 
 
 class WebMessagingState:
-    """Deployments and guest sessions; thread-safe. Session tokens are dictionary keys and nothing more."""
+    """Deployments, guest sessions and the JWTs handed out; thread-safe. Session tokens are dictionary keys and
+    nothing more."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._deployments: dict[str, Deployment] = {}
         self._sessions: dict[tuple[str, str], _Session] = {}
+        self._jwts: dict[str, tuple[str, int]] = {}  # JWT -> (session id, exp)
         self.agent_reply_seconds: float | None = AGENT_REPLY_SECONDS
+        # Genesys' SDK fixtures show answers without a tracingId; True echoes it on every answer instead.
+        self.tag_answers = False
         # The socket server's hook: tell the guests whose session the harness expired or ended.
-        self.on_change: Callable[[str, SessionChange], None] | None = None
+        self.on_change: Callable[[str, dict[str, Any]], None] | None = None
         self.reset()
 
     def reset(self) -> None:
         with self._lock:
             self._deployments = {DEMO_DEPLOYMENT_ID: Deployment(DEMO_DEPLOYMENT_ID)}
             self._sessions.clear()
+            self._jwts.clear()
+            self.tag_answers = False
 
     def set_deployment(self, deployment: Deployment) -> None:
         with self._lock:
@@ -254,19 +304,14 @@ class WebMessagingState:
             session = self._sessions.get((deployment_id, token))
             if session is not None and session.is_expired(now):
                 return GuestError(SESSION_EXPIRED, "Session has expired")
-            joined = None
             if session is None or (session.read_only and start_new):
                 # A new conversation on the same token: a new guest identity and an empty history.
                 session = _Session(str(uuid.uuid4()), deployment_id, now + SESSION_DURATION_SECONDS)
-                joined = presence_join()
-                session.messages.append(joined)
                 self._sessions[(deployment_id, token)] = session
             else:
                 session.new_session = False
                 session.expires_at = now + SESSION_DURATION_SECONDS
-            return Configured(
-                session.id, session.new_session, session.read_only, int(session.expires_at), dict(joined or {}) or None
-            )
+            return Configured(session.id, session.new_session, session.read_only, int(session.expires_at))
 
     def live_session(self, deployment_id: str, token: str) -> _Session | GuestError:
         """The session for a follow-up action (its activity extends its life), or why there is none."""
@@ -295,6 +340,16 @@ class WebMessagingState:
                     return [dict(message) for message in reversed(session.messages)]
             return None
 
+    def remember_jwt(self, jwt: str, session_id: str, exp: int) -> None:
+        with self._lock:
+            self._jwts[jwt] = (session_id, exp)
+
+    def session_for_jwt(self, jwt: str) -> str | None:
+        """The session id a JWT handed out by getJwt opens, while it has not expired; else None."""
+        with self._lock:
+            found = self._jwts.get(jwt)
+        return found[0] if found is not None and found[1] > time.time() else None
+
     def _matching(self, token: str) -> list[_Session]:
         matches = [session for (_, key), session in self._sessions.items() if key == token]
         if not matches:
@@ -302,23 +357,33 @@ class WebMessagingState:
             raise KeyError("no session has that token")
         return matches
 
-    def expire(self, token: str) -> None:
+    def expire(self, token: str, frame_type: FrameType = "response", *, notify: bool = True) -> None:
+        """Expire the session; with ``notify`` its sockets get a SessionExpiredEvent of ``frame_type`` (the SDK
+        fixture's ``response`` by default)."""
+        if frame_type not in ("response", "message"):
+            raise ValueError("type must be 'response' or 'message'")
         with self._lock:
             for session in self._matching(token):
                 session.expired = True
-        self._changed(token, "expired")
+        if notify:
+            self._changed(token, session_expired_event(frame_type))
 
-    def end_conversation(self, token: str) -> None:
-        disconnect = _event("Presence", {"type": "Disconnect"})
+    def end_conversation(self, token: str, *, read_only: bool = True) -> None:
+        """The agent ends the conversation: a Presence Disconnect, with ``metadata.readOnly: "true"`` and a
+        read-only session when ``read_only`` (the deployment shows the conversation as ended), else without it
+        and the session stays writable."""
+        if not isinstance(read_only, bool):
+            raise TypeError("readOnly must be a boolean")
+        disconnect = _event("Presence", {"type": "Disconnect"}, **({"readOnly": "true"} if read_only else {}))
         with self._lock:
             for session in self._matching(token):
-                session.read_only = True
+                session.read_only = session.read_only or read_only
                 session.messages.append(dict(disconnect))
-        self._changed(token, "ended")
+        self._changed(token, structured(disconnect))
 
-    def _changed(self, token: str, change: SessionChange) -> None:
+    def _changed(self, token: str, frame: dict[str, Any]) -> None:
         if self.on_change is not None:
-            self.on_change(token, change)
+            self.on_change(token, frame)
 
     def state(self, token: str) -> str | None:
         now = time.time()
@@ -340,28 +405,33 @@ class WebMessagingState:
 # -- frames --------------------------------------------------------------------------------------------
 
 
-def _with_tracing(frame: dict[str, Any], tracing_id: object) -> dict[str, Any]:
-    # Echo the client's tracingId (it matches answers to requests with it); none asked, none sent.
+def _tagged(frame: dict[str, Any], tracing_id: object) -> dict[str, Any]:
+    # A tracingId goes back only when the client sent one.
     if tracing_id is not None:
         frame["tracingId"] = tracing_id
     return frame
 
 
-def error_frame(code: int, message: str, tracing_id: object, retry_after: int = 1) -> dict[str, Any]:
+def error_frame(code: int, message: str, tracing_id: object = None, retry_after: int = 1) -> dict[str, Any]:
+    """An error answer; untagged unless ``tracing_id`` is given (the SDK fixtures' errors have none)."""
     if code == TOO_MANY_REQUESTS:
         body = {"retryAfter": retry_after, "errorCode": code, "errorMessage": "Message rate too high for this session"}
         frame = {"type": "response", "class": "TooManyRequestsErrorMessage", "code": 429, "body": body}
     else:
         frame = {"type": "response", "class": "string", "code": code, "body": message}
-    return _with_tracing(frame, tracing_id)
+    return _tagged(frame, tracing_id)
 
 
-def _response(cls: str, body: dict[str, Any], tracing_id: object) -> dict[str, Any]:
-    return _with_tracing({"type": "response", "class": cls, "code": 200, "body": body}, tracing_id)
+def answer_frame(cls: str, body: dict[str, Any], tracing_id: object = None) -> dict[str, Any]:
+    return _tagged({"type": "response", "class": cls, "code": 200, "body": body}, tracing_id)
 
 
-def _structured(body: dict[str, Any], tracing_id: object = None) -> dict[str, Any]:
-    return _with_tracing({"type": "message", "class": "StructuredMessage", "code": 200, "body": body}, tracing_id)
+def structured(body: dict[str, Any], tracing_id: object = None, frame_type: FrameType = "message") -> dict[str, Any]:
+    return _tagged({"type": frame_type, "class": "StructuredMessage", "code": 200, "body": body}, tracing_id)
+
+
+def session_expired_event(frame_type: FrameType = "response") -> dict[str, Any]:
+    return {"type": frame_type, "class": "SessionExpiredEvent", "code": 200, "body": {}}
 
 
 _DEFAULT_ERROR_MESSAGES: Final = {
@@ -378,6 +448,19 @@ def _message_text(request: dict[str, Any]) -> str | None:
     message = request.get("message")
     text = message.get("text") if isinstance(message, dict) else None
     return text if isinstance(text, str) else None
+
+
+def _message_events(request: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The events of an ``onMessage`` of type Event (an autostart's Presence Join), or None when it is not one."""
+    message = request.get("message")
+    if not isinstance(message, dict) or message.get("type") != "Event":
+        return None
+    events = message.get("events")
+    if not isinstance(events, list) or not events:
+        return None
+    if not all(isinstance(event, dict) and isinstance(event.get("eventType"), str) for event in events):
+        return None
+    return [dict(event) for event in events]
 
 
 def _token_problem(token: object) -> str | None:
@@ -399,14 +482,15 @@ class _GuestConnection(ServerConnection):
 
 
 class WebMessagingServer:
-    """websockets' threaded server on a loopback port, answering the Guest API for ``emulator``."""
+    """websockets' threaded server on a loopback port, answering the Guest API for ``state`` and ``host``."""
 
-    def __init__(self, emulator: GenesysEmulator, host: str, port: int) -> None:
-        self._emulator = emulator
+    def __init__(self, host: GuestApiHost, state: WebMessagingState, address: str, port: int) -> None:
+        self._host = host
+        self._state = state
         self._connections: set[_GuestConnection] = set()
         self._connections_lock = threading.Lock()
         registry, registry_lock = self._connections, self._connections_lock
-        emulator._webmessaging.on_change = self._session_changed
+        state.on_change = self._push_to_session
 
         class _Tracked(_GuestConnection):
             def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -423,7 +507,7 @@ class WebMessagingServer:
 
         self._server: Server = serve(
             self._serve_guest,
-            host,
+            address,
             port,
             process_request=self._process_request,
             process_response=_with_correlation_id,
@@ -443,7 +527,7 @@ class WebMessagingServer:
         self._thread.start()
 
     def stop(self) -> None:
-        """Close the listener and every socket; the emulator's stopping event has woken delayed work."""
+        """Close the listener and every socket; the host's stopping event has woken delayed work."""
         with self._connections_lock:
             connections = list(self._connections)
         for connection in connections:
@@ -462,20 +546,19 @@ class WebMessagingServer:
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         assert isinstance(connection, _GuestConnection)
-        emulator = self._emulator
         headers = dict(request.headers.raw_items())
-        fault, record = emulator._begin_ws_request(ROUTE_WS_CONNECT, request.path, headers)
+        fault, record = self._host.begin_ws_request(ROUTE_WS_CONNECT, request.path, headers)
         response = self._handshake_answer(connection, request, fault)
         status: int | None = int(response.status_code if response is not None else HTTPStatus.SWITCHING_PROTOCOLS)
         if fault is not None and fault.refuse:
             status = None  # never answered, like an HTTP request the emulator dropped
-        emulator._finish_record(record, status)
+        self._host.finish_ws_record(record, status)
         self._log(f"GET {urlsplit(request.path).path}", status if status is not None else "refused", fault)
         return response
 
     def _handshake_answer(self, connection: _GuestConnection, request: Request, fault: Fault | None) -> Response | None:
         if fault is not None:
-            if fault.delay and self._emulator._stopping.wait(fault.delay):
+            if fault.delay and self._host.stopping.wait(fault.delay):
                 return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "Server is shutting down.\n")
             if fault.refuse:
                 # Hang up without an HTTP answer; websockets then fails to send the response, quietly.
@@ -485,7 +568,7 @@ class WebMessagingServer:
                 return connection.respond(fault.status, f"{_phrase(fault.status)}\n")
         url = urlsplit(request.path)
         deployment_id = parse_qs(url.query).get("deploymentId", [""])[0]
-        deployment = self._emulator._webmessaging.deployment(deployment_id) if deployment_id else None
+        deployment = self._state.deployment(deployment_id) if deployment_id else None
         if url.path != WEBMESSAGING_PATH or deployment is None:
             return connection.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
         if not deployment.allows_origin(request.headers.get("Origin")):
@@ -499,7 +582,7 @@ class WebMessagingServer:
         assert isinstance(connection, _GuestConnection)
         try:
             for raw in connection:
-                if self._emulator._stopping.is_set() or not self._on_frame(connection, raw):
+                if self._host.stopping.is_set() or not self._on_frame(connection, raw):
                     return
         except ConnectionClosed:
             pass  # the guest went away; nothing to clean up
@@ -511,58 +594,76 @@ class WebMessagingServer:
         except (UnicodeDecodeError, json.JSONDecodeError):
             request = None
         if not isinstance(request, dict):
-            self._send(connection, error_frame(FEATURE_UNAVAILABLE, "Message is not a JSON object", None))
+            self._send(connection, error_frame(FEATURE_UNAVAILABLE, "Message is not a JSON object"))
             return True
         action = request.get("action")
-        tracing_id = request.get("tracingId")
         if action == "configureSession":
             return self._faulted(connection, ROUTE_CONFIGURE_SESSION, request, self._configure_session)
         if action == "getJwt":
             return self._faulted(connection, ROUTE_GET_JWT, request, self._get_jwt)
+        if action == "closeSession":
+            return self._faulted(connection, ROUTE_CLOSE_SESSION, request, self._close_session)
         if action == "echo":
             self._send(connection, self._echo(connection, request))
         elif action == "onMessage":
             self._send(connection, self._on_message(connection, request))
         else:
-            self._send(connection, error_frame(FEATURE_UNAVAILABLE, f"Unsupported action {action!r}", tracing_id))
+            self._send(connection, self._error(FEATURE_UNAVAILABLE, f"Unsupported action {action!r}", request))
         self._log(str(action), "answered", None)
         return True
+
+    def _error(self, code: int, message: str, request: dict[str, Any], retry_after: int = 1) -> dict[str, Any]:
+        return error_frame(code, message, self._answer_tag(request), retry_after)
+
+    def _answer(self, cls: str, body: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+        return answer_frame(cls, body, self._answer_tag(request))
+
+    def _answer_tag(self, request: dict[str, Any]) -> object:
+        return request.get("tracingId") if self._state.tag_answers else None
 
     def _faulted(
         self,
         connection: _GuestConnection,
         route: str,
         request: dict[str, Any],
-        answer: Any,
+        answer: Callable[[_GuestConnection, dict[str, Any], Fault | None], list[dict[str, Any]]],
     ) -> bool:
         """Apply ``route``'s next fault around ``answer(connection, request, fault)`` -> frames to send."""
-        fault, _ = self._emulator._begin_ws_request(route)
-        tracing_id = request.get("tracingId")
+        fault, _ = self._host.begin_ws_request(route)
+        action = str(request.get("action"))
         if fault is not None:
-            if fault.delay and self._emulator._stopping.wait(fault.delay):
+            if fault.delay and self._host.stopping.wait(fault.delay):
                 return False
             if fault.noise:
                 for frame in _noise(route):
                     self._send(connection, frame)
             if fault.drop:
-                self._log(str(request.get("action")), "dropped", fault)
+                self._log(action, "dropped", fault)
                 connection.close_socket()
                 return False
             if fault.silent:
-                self._log(str(request.get("action")), "silent", fault)
+                self._log(action, "silent", fault)
                 return True  # keep reading; the client gives up on its own
             if fault.body is not None:
-                self._log(str(request.get("action")), "not-json", fault)
+                self._log(action, "not-json", fault)
                 self._send_text(connection, _NOT_JSON_FRAME)
+                return True
+            if fault.session_expired:
+                self._log(action, "SessionExpiredEvent", fault)
+                token = request.get("token")
+                if isinstance(token, str):
+                    with contextlib.suppress(KeyError):  # a new guest's token has no session yet
+                        self._state.expire(token, notify=False)
+                self._send(connection, session_expired_event())
                 return True
             if fault.code is not None:
                 retry_after = fault.retry_after if isinstance(fault.retry_after, int) else 1
                 message = _DEFAULT_ERROR_MESSAGES.get(fault.code, "Error")
-                self._log(str(request.get("action")), fault.code, fault)
-                self._send(connection, error_frame(fault.code, message, tracing_id, retry_after))
+                self._log(action, fault.code, fault)
+                self._send(connection, self._error(fault.code, message, request, retry_after))
                 return True
-        frames: list[dict[str, Any]] = answer(connection, request, fault)
-        self._log(str(request.get("action")), frames[0].get("code"), fault)
+        frames = answer(connection, request, fault)
+        self._log(action, frames[0].get("code"), fault)
         for frame in frames:
             self._send(connection, frame)
         return True
@@ -570,19 +671,18 @@ class WebMessagingServer:
     def _configure_session(
         self, connection: _GuestConnection, request: dict[str, Any], fault: Fault | None
     ) -> list[dict[str, Any]]:
-        tracing_id = request.get("tracingId")
         deployment_id = request.get("deploymentId")
         problem = _token_problem(request.get("token"))
         if not isinstance(deployment_id, str) or not deployment_id:
             problem = "deploymentId is required"
         if problem is not None:
-            return [error_frame(MISSING_PARAMETER, problem, tracing_id)]
+            return [self._error(MISSING_PARAMETER, problem, request)]
         if deployment_id != connection.deployment_id:
-            return [error_frame(FEATURE_UNAVAILABLE, "deploymentId does not match the connection", tracing_id)]
+            return [self._error(FEATURE_UNAVAILABLE, "deploymentId does not match the connection", request)]
         token: str = request["token"]
-        outcome = self._emulator._webmessaging.configure(deployment_id, token, request.get("startNew") is True)
+        outcome = self._state.configure(deployment_id, token, request.get("startNew") is True)
         if isinstance(outcome, GuestError):
-            return [error_frame(outcome.code, outcome.message, tracing_id)]
+            return [self._error(outcome.code, outcome.message, request)]
         connection.configured_token = token
         body = {
             "connected": True,
@@ -595,25 +695,21 @@ class WebMessagingServer:
             "durationSeconds": SESSION_DURATION_SECONDS,
             "expirationDate": outcome.expires_at,
         }
-        frames = [_response("SessionResponse", body, tracing_id)]
-        if outcome.joined is not None:
-            frames.append(_structured(outcome.joined))  # unsolicited: no tracingId
-        return frames
+        return [self._answer("SessionResponse", body, request)]
 
     def _session_for(
         self, connection: _GuestConnection, request: dict[str, Any]
     ) -> tuple[_Session, None] | tuple[None, dict[str, Any]]:
         """The session for a follow-up action on this socket, or the error frame to answer."""
-        tracing_id = request.get("tracingId")
         token = request.get("token")
         problem = _token_problem(token)
         if problem is not None:
-            return None, error_frame(MISSING_PARAMETER, problem, tracing_id)
+            return None, self._error(MISSING_PARAMETER, problem, request)
         if connection.configured_token is None or token != connection.configured_token:
-            return None, error_frame(SESSION_NOT_FOUND, "Session not found", tracing_id)
-        session = self._emulator._webmessaging.live_session(connection.deployment_id, connection.configured_token)
+            return None, self._error(SESSION_NOT_FOUND, "Session not found", request)
+        session = self._state.live_session(connection.deployment_id, connection.configured_token)
         if isinstance(session, GuestError):
-            return None, error_frame(session.code, session.message, tracing_id)
+            return None, self._error(session.code, session.message, request)
         return session, None
 
     def _get_jwt(
@@ -623,65 +719,92 @@ class WebMessagingServer:
         if session is None:
             assert error is not None
             return [error]
-        token, exp = self._emulator._mint_webmessaging_jwt(session.id, connection.deployment_id, fault)
-        return [_response("JwtResponse", {"jwt": token, "exp": exp}, request.get("tracingId"))]
+        jwt, exp = self._host.mint_session_jwt(session.id, connection.deployment_id, fault)
+        if fault is None or not fault.forges_token:
+            self._state.remember_jwt(jwt, session.id, exp)
+        return [self._answer("JwtResponse", {"jwt": jwt, "exp": exp}, request)]
+
+    def _close_session(
+        self, connection: _GuestConnection, request: dict[str, Any], fault: Fault | None
+    ) -> list[dict[str, Any]]:
+        session, error = self._session_for(connection, request)
+        if session is None:
+            assert error is not None
+            return [error]
+        close_all = request.get("closeAllConnections")
+        if not isinstance(close_all, bool):
+            return [self._error(MISSING_PARAMETER, "closeAllConnections is required", request)]
+        token = connection.configured_token
+        connection.configured_token = None  # the socket must configure again
+        if close_all and token is not None:
+            self._close_others(connection, token)
+        body = {"connected": False, "newSession": False, "readOnly": session.read_only}
+        return [self._answer("SessionResponse", body, request)]
+
+    def _close_others(self, closing: _GuestConnection, token: str) -> None:
+        """Tell every other socket of the session its connection is closed, then close it (off this thread:
+        a close waits for the guest's close frame)."""
+        with self._connections_lock:
+            others = [c for c in self._connections if c is not closing and c.configured_token == token]
+        closed = {"type": "message", "class": "ConnectionClosedEvent", "code": 200, "body": {}}
+        for other in others:
+            other.configured_token = None
+            self._send(other, closed)
+            threading.Thread(target=other.close, name="genesys-webmessaging-close", daemon=True).start()
 
     def _echo(self, connection: _GuestConnection, request: dict[str, Any]) -> dict[str, Any]:
         session, error = self._session_for(connection, request)
         if session is None:
             assert error is not None
             return error
-        text = _message_text(request)
-        body = {"text": text or "", "type": "Text", "direction": "Inbound"}
-        return _structured({**body, "id": str(uuid.uuid4())}, request.get("tracingId"))
+        body = _message({"text": _message_text(request) or "", "type": "Text", "direction": "Inbound"})
+        # The health check's answer is a response carrying the request's tracingId (the SDK fixture's echo).
+        return structured(body, request.get("tracingId"), "response")
 
     def _on_message(self, connection: _GuestConnection, request: dict[str, Any]) -> dict[str, Any]:
-        tracing_id = request.get("tracingId")
         session, error = self._session_for(connection, request)
         if session is None:
             assert error is not None
             return error
+        events = _message_events(request)
         text = _message_text(request)
-        if not text:
-            return error_frame(MISSING_PARAMETER, "message.text is required", tracing_id)
+        if events is None and not text:
+            return self._error(MISSING_PARAMETER, "message.text is required", request)
         if session.read_only:
-            return error_frame(FEATURE_UNAVAILABLE, "Session is read-only", tracing_id)
-        body = {"text": text, "type": "Text", "direction": "Inbound", "id": str(uuid.uuid4())}
-        state = self._emulator._webmessaging
-        state.add_message(session.id, body)
-        if state.agent_reply_seconds is not None:
+            return self._error(FEATURE_UNAVAILABLE, "Session is read-only", request)
+        if events is not None:
+            # An autostart's Presence Join, or another guest event: echoed as the guest's own event.
+            body = _message({"type": "Event", "direction": "Inbound", "events": events})
+            self._state.add_message(session.id, body)
+            return structured(dict(body), request.get("tracingId"))
+        assert text is not None
+        body = _message({"text": text, "type": "Text", "direction": "Inbound"})
+        self._state.add_message(session.id, body)
+        if self._state.agent_reply_seconds is not None:
             threading.Thread(
                 target=self._agent_reply,
-                args=(
-                    connection.deployment_id,
-                    connection.configured_token,
-                    session.id,
-                    text,
-                    state.agent_reply_seconds,
-                ),
+                args=(connection.deployment_id, connection.configured_token, session.id, text),
                 name="genesys-webmessaging-agent",
                 daemon=True,
             ).start()
-        return _structured(dict(body), tracing_id)
+        # The echo of the guest's own message carries its tracingId (the SDK fixture's onMessage()).
+        return structured(dict(body), request.get("tracingId"))
 
     # -- the agent and pushed events -----------------------------------------------------------------------
 
-    def _agent_reply(self, deployment_id: str, token: str | None, session_id: str, text: str, delay: float) -> None:
-        stopping = self._emulator._stopping
+    def _agent_reply(self, deployment_id: str, token: str | None, session_id: str, text: str) -> None:
+        delay = self._state.agent_reply_seconds or 0.0
+        stopping = self._host.stopping
         if stopping.wait(delay / 2):
             return
-        self._push(token, deployment_id, _structured(_event("Typing", {"type": "On", "duration": 5000})))
-        if stopping.wait(delay / 2) or self._emulator._webmessaging.history(session_id) is None:
+        self._push(token, deployment_id, structured(_event("Typing", {"type": "On", "duration": 5000})))
+        if stopping.wait(delay / 2) or self._state.history(session_id) is None:
             return  # stopping, or the session expired meanwhile
-        reply = {"text": f"Thanks! You wrote: {text}", "type": "Text", "direction": "Outbound", "id": str(uuid.uuid4())}
-        self._emulator._webmessaging.add_message(session_id, reply)
-        self._push(token, deployment_id, _structured(dict(reply)))
+        reply = _message({"text": f"Thanks! You wrote: {text}", "type": "Text", "direction": "Outbound"})
+        self._state.add_message(session_id, reply)
+        self._push(token, deployment_id, structured(dict(reply)))
 
-    def _session_changed(self, token: str, change: SessionChange) -> None:
-        if change == "expired":
-            frame = {"type": "message", "class": "SessionExpiredEvent", "code": 200, "body": {}}
-        else:
-            frame = _structured(_event("Presence", {"type": "Disconnect"}))
+    def _push_to_session(self, token: str, frame: dict[str, Any]) -> None:
         self._push(token, None, frame)
 
     def _push(self, token: str | None, deployment_id: str | None, frame: dict[str, Any]) -> None:
@@ -711,27 +834,26 @@ class WebMessagingServer:
 
     def _log(self, what: str, outcome: object, fault: Fault | None) -> None:
         # Only the action and outcome: frames carry session tokens and JWTs.
-        if self._emulator.verbose:
+        if self._host.verbose:
             marker = " [fault]" if fault is not None else ""
             print(f"genesys-emulator: ws {what} -> {outcome}{marker}", file=sys.stderr, flush=True)
 
 
 def _noise(route: str) -> list[dict[str, Any]]:
-    """Frames a real socket may interleave: an unsolicited event and an answer to someone else's request."""
-    typing = {
-        "type": "Event",
-        "direction": "Outbound",
-        "events": [{"eventType": "Typing", "typing": {"type": "On", "duration": 5000}}],
-        "id": str(uuid.uuid4()),
-    }
+    """Frames a client must skip before the answer: an agent's event, another socket's echo of the guest's
+    message (a response without a tracingId), a class no SDK knows, and an answer of the awaited class that
+    carries another request's tracingId."""
+    typing = structured(_event("Typing", {"type": "On", "duration": 5000}))
+    other_tab = structured(_message({"text": "sent from another tab", "type": "Text", "direction": "Inbound"}))
+    other_tab["type"] = "response"
+    unknown = {"type": "response", "class": "NotSupportedClassName", "code": 200, "body": {}}
     other = f"noise-{uuid.uuid4()}"
     if route == ROUTE_GET_JWT:
-        # Same class as the awaited answer, so only a client matching on tracingId ignores it.
-        mismatched = _response("JwtResponse", {"jwt": "noise.not.yours", "exp": 0}, other)
+        mismatched = answer_frame("JwtResponse", {"jwt": "noise.not.yours", "exp": 0}, other)
     else:
         body = {"connected": True, "newSession": False, "readOnly": True, "durationSeconds": 0, "expirationDate": 0}
-        mismatched = _response("SessionResponse", body, other)
-    return [_structured(typing), mismatched]
+        mismatched = answer_frame("SessionResponse", body, other)
+    return [typing, other_tab, unknown, mismatched]
 
 
 def _phrase(status: int) -> str:

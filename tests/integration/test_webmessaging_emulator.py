@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -81,7 +82,7 @@ def test_the_agent_types_then_replies_on_every_socket_of_the_session(http: Http,
     assert replied_after >= 0.4
     assert [text_of(frame) for frame in in_other_tab] == [text_of(typing), text_of(reply)]
     entities = history(http, genesys, guest_jwt).json()["entities"]
-    assert [entity.get("text") for entity in entities] == ["Thanks! You wrote: hello", "hello", None]
+    assert [entity.get("text") for entity in entities] == ["Thanks! You wrote: hello", "hello"]
     assert entities[0]["id"] == reply["body"]["id"]
 
 
@@ -97,26 +98,36 @@ def test_no_reply_reaches_a_session_that_expired_while_the_agent_typed(genesys: 
         with pytest.raises(TimeoutError):
             receive(ws, timeout=0.6)
 
-    assert expired == {"type": "message", "class": "SessionExpiredEvent", "code": 200, "body": {}}
+    assert expired == {"type": "response", "class": "SessionExpiredEvent", "code": 200, "body": {}}  # as the SDK's
     assert text_of(typing) == ("Event", "Typing:On")
 
 
-def test_ending_the_conversation_tells_the_guest(http: Http, genesys: GenesysEmulator) -> None:
+@pytest.mark.parametrize("read_only", [True, False])
+def test_ending_the_conversation_tells_the_guest(http: Http, genesys: GenesysEmulator, read_only: bool) -> None:
     with guest(genesys) as ws, guest(genesys) as stranger:
         configure(ws, "ended")
         configure(stranger, "someone-else")
         guest_jwt = get_jwt(ws, "ended")["body"]["jwt"]
-        genesys.end_conversation("ended")
+        genesys.end_conversation("ended", read_only=read_only)
         disconnect = receive(ws)
         with pytest.raises(TimeoutError):
             receive(stranger, timeout=0.3)
+        send(ws, "onMessage", token="ended", message={"type": "Text", "text": "still there?"})
+        after = receive(ws)
 
-    assert disconnect["class"] == "StructuredMessage" and text_of(disconnect) == ("Event", "Presence:Disconnect")
+    # As the transport SDK's fixtures: readOnly "true" in the message's metadata, or no readOnly at all.
+    assert disconnect["type"] == "message" and disconnect["class"] == "StructuredMessage"
+    assert "tracingId" not in disconnect
+    assert text_of(disconnect) == ("Event", "Presence:Disconnect")
+    assert disconnect["body"]["direction"] == "Outbound" and disconnect["body"]["channel"]["time"]
+    assert disconnect["body"].get("metadata", {}).get("readOnly") == ("true" if read_only else None)
+    assert genesys.session_state("ended") == ("read-only" if read_only else "active")
+    if read_only:
+        assert_guest_error(after, 4000)
+    else:
+        assert text_of(after) == ("Inbound", "still there?")
     entities = history(http, genesys, guest_jwt).json()["entities"]
-    assert [text_of({"body": entity}) for entity in entities] == [
-        ("Event", "Presence:Disconnect"),
-        ("Event", "Presence:Join"),
-    ]
+    assert ("Event", "Presence:Disconnect") in [text_of({"body": entity}) for entity in entities]
 
 
 @pytest.fixture(scope="module")
@@ -157,23 +168,22 @@ def receive(ws: ClientConnection, timeout: float = WAIT) -> dict[str, Any]:
 def configure(
     ws: ClientConnection, token: str, deployment_id: str = DEMO_DEPLOYMENT_ID, **fields: Any
 ) -> dict[str, Any]:
-    """configureSession; the answer (with its tracingId checked), after which a new session's Join is read."""
-    tracing_id = send(ws, "configureSession", deploymentId=deployment_id, token=token, **fields)
+    """configureSession and its answer, which carries no tracingId (as in Genesys' SDK fixtures); nothing
+    follows it unprompted, not even for a new session (no Join)."""
+    send(ws, "configureSession", deploymentId=deployment_id, token=token, **fields)
     answer = receive(ws)
-    assert answer["tracingId"] == tracing_id
-    if answer["code"] == 200 and answer["body"]["newSession"]:
-        assert receive(ws) == {
-            "type": "message",
-            "class": "StructuredMessage",
-            "code": 200,
-            "body": {
-                "type": "Event",
-                "direction": "Outbound",
-                "events": [{"eventType": "Presence", "presence": {"type": "Join"}}],
-                "id": _AnyUuid(),
-            },
-        }
+    assert "tracingId" not in answer
     return answer
+
+
+class _AnyTime:
+    """Equal to any ISO 8601 UTC time with milliseconds, as Genesys' messages carry."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and bool(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", other))
+
+    def __hash__(self) -> int:
+        return 0
 
 
 class _AnyUuid:
@@ -187,9 +197,9 @@ class _AnyUuid:
 
 
 def get_jwt(ws: ClientConnection, token: str) -> dict[str, Any]:
-    tracing_id = send(ws, "getJwt", token=token)
+    send(ws, "getJwt", token=token)
     answer = receive(ws)
-    assert answer["tracingId"] == tracing_id
+    assert "tracingId" not in answer
     return answer
 
 
@@ -255,7 +265,6 @@ def test_new_session_then_resume(genesys: GenesysEmulator) -> None:
         first = configure(ws, token)
     with guest(genesys) as ws:
         resumed = configure(ws, token)
-        # No Join for a resumed session: the next frame is the answer to the next request.
         tracing_id = send(ws, "echo", token=token, message={"type": "Text", "text": "ping"})
         echoed = receive(ws)
 
@@ -275,11 +284,18 @@ def test_new_session_then_resume(genesys: GenesysEmulator) -> None:
     assert body["durationSeconds"] > 0
     assert before + body["durationSeconds"] <= body["expirationDate"] <= int(time.time()) + body["durationSeconds"]
     assert (resumed["body"]["newSession"], resumed["body"]["readOnly"]) == (False, False)
+    # The health check's answer, as the transport SDK's fixture: a response carrying the request's tracingId.
     assert echoed == {
-        "type": "message",
+        "type": "response",
         "class": "StructuredMessage",
         "code": 200,
-        "body": {"text": "ping", "type": "Text", "direction": "Inbound", "id": _AnyUuid()},
+        "body": {
+            "text": "ping",
+            "type": "Text",
+            "direction": "Inbound",
+            "id": _AnyUuid(),
+            "channel": {"time": _AnyTime(), "messageId": echoed["body"]["id"]},
+        },
         "tracingId": tracing_id,
     }
     [session] = genesys.sessions()
@@ -298,7 +314,7 @@ def test_expired_session_answers_4006(genesys: GenesysEmulator) -> None:
     with guest(genesys) as ws:
         reconfigured = configure(ws, "soon-expired")
 
-    assert pushed == {"type": "message", "class": "SessionExpiredEvent", "code": 200, "body": {}}
+    assert pushed == {"type": "response", "class": "SessionExpiredEvent", "code": 200, "body": {}}
     assert_guest_error(on_same_socket, 4006)
     assert_guest_error(reconfigured, 4006)
     assert genesys.session_state("soon-expired") == "expired"
@@ -318,19 +334,19 @@ def test_read_only_session_then_start_new(http: Http, genesys: GenesysEmulator) 
         still_read_only = configure(ws, "ending")
         refused_message = send(ws, "onMessage", token="ending", message={"type": "Text", "text": "anyone?"})
         refused = receive(ws)
-        restarted = configure(ws, "ending", startNew=True)  # reads the new session's Join too
+        restarted = configure(ws, "ending", startNew=True)
         new_jwt = get_jwt(ws, "ending")["body"]["jwt"]
 
     assert read_only["body"]["connected"] is True
     assert (read_only["body"]["readOnly"], read_only["body"]["newSession"]) == (True, False)
     assert still_read_only["body"]["readOnly"] is True
-    assert refused["tracingId"] == refused_message
+    assert "tracingId" not in refused and refused_message
     assert_guest_error(refused, 4000)
     assert (restarted["body"]["readOnly"], restarted["body"]["newSession"]) == (False, True)
     assert genesys.session_state("ending") == "active"
     assert verify(http, genesys, new_jwt)["sub"] != verify(http, genesys, old_jwt)["sub"]
     entities = history(http, genesys, new_jwt).json()["entities"]
-    assert [entity["type"] for entity in entities] == ["Event"]  # the old "hello" is gone
+    assert entities == []  # the old "hello" is gone, and no Join was pushed
     assert history(http, genesys, old_jwt).status == 401  # the old conversation's JWT is no longer a session
 
 
@@ -522,11 +538,10 @@ def test_messages_history_needs_the_guest_jwt(http: Http, genesys: GenesysEmulat
 
     assert full.status == 200
     body = full.json()
-    assert (body["pageSize"], body["pageNumber"], body["total"], body["pageCount"]) == (25, 1, 3, 1)
-    assert [entity.get("text") for entity in body["entities"]] == ["two", "one", None]  # newest first
-    assert body["entities"][2]["events"] == [{"eventType": "Presence", "presence": {"type": "Join"}}]
-    assert second_page.json()["entities"] == body["entities"][2:]
-    assert second_page.json()["pageCount"] == 2
+    assert (body["pageSize"], body["pageNumber"], body["total"], body["pageCount"]) == (25, 1, 2, 1)
+    assert [entity.get("text") for entity in body["entities"]] == ["two", "one"]  # newest first
+    assert second_page.json()["entities"] == []
+    assert second_page.json()["pageCount"] == 1
     assert bad_page.status == 400
     for bearer in (None, "not-a-jwt", guest_token_jwt, access_token(http, genesys)):
         assert history(http, genesys, bearer).status == 401
@@ -634,32 +649,47 @@ def test_not_json_fault(genesys: GenesysEmulator) -> None:
         json.loads(frame)
 
 
+@pytest.mark.parametrize("tagged", [False, True])
 @pytest.mark.parametrize("route", ["configure-session", "get-jwt"])
-def test_noise_fault_precedes_the_right_answer(genesys: GenesysEmulator, route: str) -> None:
+def test_noise_fault_precedes_the_right_answer(genesys: GenesysEmulator, route: str, tagged: bool) -> None:
+    genesys.tag_answers = tagged
     with guest(genesys) as ws:
         if route == "get-jwt":
-            configure(ws, "t")
+            send(ws, "configureSession", deploymentId=DEMO_DEPLOYMENT_ID, token="t")
+            receive(ws)
         genesys.add_fault(route, noise=True)
         if route == "get-jwt":
             tracing_id = send(ws, "getJwt", token="t")
         else:
             tracing_id = send(ws, "configureSession", deploymentId=DEMO_DEPLOYMENT_ID, token="t")
-        event, other_answer, answer = receive(ws), receive(ws), receive(ws)
+        event, other_tab, unknown, other_answer, answer = (receive(ws) for _ in range(5))
 
     expected_class = "JwtResponse" if route == "get-jwt" else "SessionResponse"
     assert event["class"] == "StructuredMessage" and "tracingId" not in event
+    # Another socket's echo of the guest's message: a response of another class, without a tracingId.
+    assert (other_tab["type"], other_tab["class"], other_tab["body"]["direction"]) == (
+        "response",
+        "StructuredMessage",
+        "Inbound",
+    )
+    assert "tracingId" not in other_tab
+    assert unknown == {"type": "response", "class": "NotSupportedClassName", "code": 200, "body": {}}
     assert other_answer["class"] == expected_class and other_answer["tracingId"] != tracing_id
-    assert answer["class"] == expected_class and answer["tracingId"] == tracing_id and answer["code"] == 200
+    assert answer["class"] == expected_class and answer["code"] == 200
+    assert answer.get("tracingId") == (tracing_id if tagged else None)
 
 
+@pytest.mark.parametrize("tagged", [False, True])
 @pytest.mark.parametrize("route", ["configure-session", "get-jwt"])
-def test_error_code_faults(genesys: GenesysEmulator, route: str) -> None:
+def test_error_code_faults(genesys: GenesysEmulator, route: str, tagged: bool) -> None:
+    genesys.tag_answers = tagged
     genesys.add_fault(route, code=5000)
     genesys.add_fault(route, code=4029, retry_after=3)
     genesys.add_fault(route, code=4029)
     with guest(genesys) as ws:
         if route == "get-jwt":
-            configure(ws, "t")
+            send(ws, "configureSession", deploymentId=DEMO_DEPLOYMENT_ID, token="t")
+            receive(ws)
 
         def ask() -> tuple[str, dict[str, Any]]:
             if route == "get-jwt":
@@ -671,8 +701,8 @@ def test_error_code_faults(genesys: GenesysEmulator, route: str) -> None:
         answers = [ask() for _ in range(4)]
 
     assert_guest_error(answers[0][1], 5000)
-    for (tracing_id, frame), retry_after in zip(answers[1:3], (3, 1), strict=True):
-        assert frame == {
+    for (_, frame), retry_after in zip(answers[1:3], (3, 1), strict=True):
+        assert {name: value for name, value in frame.items() if name != "tracingId"} == {
             "type": "response",
             "class": "TooManyRequestsErrorMessage",
             "code": 429,
@@ -681,10 +711,10 @@ def test_error_code_faults(genesys: GenesysEmulator, route: str) -> None:
                 "errorCode": 4029,
                 "errorMessage": "Message rate too high for this session",
             },
-            "tracingId": tracing_id,
         }
     assert answers[3][1]["code"] == 200
-    assert all(frame["tracingId"] == tracing_id for tracing_id, frame in answers)
+    # Untagged, as in Genesys' SDK fixtures; tagged on request (the schema allows both).
+    assert all(frame.get("tracingId") == (tracing_id if tagged else None) for tracing_id, frame in answers)
 
 
 @pytest.mark.parametrize(
@@ -727,7 +757,7 @@ def test_counts_per_route(http: Http, genesys: GenesysEmulator) -> None:
     assert counts == {"ws-connect": 3, "configure-session": 2, "get-jwt": 1, "messages": 1}
     assert genesys.count("deployment") == 1
     snapshot = control(http, genesys, "GET", "requests").json()
-    assert snapshot["webMessagingCounts"] == {**counts, "deployment": 1}
+    assert snapshot["webMessagingCounts"] == {**counts, "deployment": 1, "close-session": 0}
     assert set(snapshot["counts"]) == {"oauth", "guest-token", "jwks"}
 
 
@@ -811,3 +841,130 @@ def test_cli_prints_the_websocket_url() -> None:
         finally:
             process.terminate()
             process.wait(timeout=5)
+
+
+# -- shapes from Genesys' SDK fixtures -------------------------------------------------------------------
+
+
+def test_close_session_closes_the_other_sockets_then_start_new_restarts(http: Http, genesys: GenesysEmulator) -> None:
+    # The transport SDK's startNewChat: closeSession {closeAllConnections: true}, SessionResponse {connected:
+    # false}, then configureSession {startNew: true} on the same socket.
+    with guest(genesys) as ws, guest(genesys) as other_tab, guest(genesys) as stranger:
+        configure(ws, "restart")
+        configure(other_tab, "restart")
+        configure(stranger, "someone-else")
+        genesys.end_conversation("restart")
+        receive(ws), receive(other_tab)
+        send(ws, "closeSession", token="restart", closeAllConnections=True)
+        closed = receive(ws)
+        told = receive(other_tab)
+        with pytest.raises(ConnectionClosed):
+            receive(other_tab)
+        send(ws, "getJwt", token="restart")
+        unconfigured = receive(ws)
+        restarted = configure(ws, "restart", startNew=True)
+        new_jwt = get_jwt(ws, "restart")["body"]["jwt"]
+        with pytest.raises(TimeoutError):
+            receive(stranger, timeout=0.2)
+
+    assert closed == {
+        "type": "response",
+        "class": "SessionResponse",
+        "code": 200,
+        "body": {"connected": False, "newSession": False, "readOnly": True},
+    }
+    assert told == {"type": "message", "class": "ConnectionClosedEvent", "code": 200, "body": {}}
+    assert_guest_error(unconfigured, 4007)
+    assert (restarted["body"]["readOnly"], restarted["body"]["newSession"]) == (False, True)
+    assert history(http, genesys, new_jwt).json()["entities"] == []
+    assert genesys.count("close-session") == 1
+
+
+def test_close_session_needs_its_flag_and_a_configured_socket(genesys: GenesysEmulator) -> None:
+    with guest(genesys) as ws:
+        send(ws, "closeSession", token="t", closeAllConnections=True)
+        before = receive(ws)
+        configure(ws, "t")
+        send(ws, "closeSession", token="t")
+        no_flag = receive(ws)
+        send(ws, "closeSession", token="t", closeAllConnections=False)
+        alone = receive(ws)
+
+    assert_guest_error(before, 4007)
+    assert_guest_error(no_flag, 4020)
+    assert alone["class"] == "SessionResponse" and alone["body"]["connected"] is False
+
+
+def test_close_session_faults(genesys: GenesysEmulator) -> None:
+    genesys.add_fault("close-session", code=5000)
+    with guest(genesys) as ws:
+        configure(ws, "t")
+        send(ws, "closeSession", token="t", closeAllConnections=True)
+        refused = receive(ws)
+
+    assert_guest_error(refused, 5000)
+
+
+def test_an_autostart_join_is_echoed_and_none_is_pushed(http: Http, genesys: GenesysEmulator) -> None:
+    join = {"type": "Event", "events": [{"eventType": "Presence", "presence": {"type": "Join"}}]}
+    with guest(genesys) as ws:
+        assert configure(ws, "joining")["body"]["newSession"] is True
+        with pytest.raises(TimeoutError):
+            receive(ws, timeout=0.2)  # nothing unprompted
+        tracing_id = send(ws, "onMessage", token="joining", message=join)
+        echoed = receive(ws)
+        guest_jwt = get_jwt(ws, "joining")["body"]["jwt"]
+
+    # As the transport SDK's autostart test expects: an Inbound Event carrying the Join, with its tracingId.
+    assert (echoed["type"], echoed["class"], echoed["tracingId"]) == ("message", "StructuredMessage", tracing_id)
+    assert echoed["body"]["direction"] == "Inbound" and text_of(echoed) == ("Event", "Presence:Join")
+    assert [text_of({"body": e}) for e in history(http, genesys, guest_jwt).json()["entities"]] == [
+        ("Event", "Presence:Join")
+    ]
+
+
+@pytest.mark.parametrize("route", ["configure-session", "get-jwt"])
+def test_session_expired_fault_answers_the_event_as_a_response(genesys: GenesysEmulator, route: str) -> None:
+    with guest(genesys) as ws:
+        configure(ws, "t")
+        genesys.add_fault(route, session_expired=True)
+        if route == "get-jwt":
+            send(ws, "getJwt", token="t")
+        else:
+            send(ws, "configureSession", deploymentId=DEMO_DEPLOYMENT_ID, token="t")
+        event = receive(ws)
+        again = configure(ws, "t")
+
+    assert event == {"type": "response", "class": "SessionExpiredEvent", "code": 200, "body": {}}
+    assert_guest_error(again, 4006)
+
+
+def test_expiry_as_a_message_on_request(genesys: GenesysEmulator) -> None:
+    with guest(genesys) as ws:
+        configure(ws, "t")
+        genesys.expire_session("t", "message")
+        event = receive(ws)
+
+    assert event == {"type": "message", "class": "SessionExpiredEvent", "code": 200, "body": {}}
+    with pytest.raises(ValueError):
+        genesys.expire_session("t", "event")
+
+
+def test_control_api_shapes(http: Http, genesys: GenesysEmulator) -> None:
+    with guest(genesys) as ws:
+        configure(ws, "shapes")
+        assert control(http, genesys, "POST", "sessions/end", json={"token": "shapes", "readOnly": False}).status == 204
+        assert "readOnly" not in receive(ws)["body"].get("metadata", {})
+        assert genesys.session_state("shapes") == "active"
+        expire = {"token": "shapes", "type": "message"}
+        assert control(http, genesys, "POST", "sessions/expire", json=expire).status == 204
+        assert receive(ws)["type"] == "message"
+    assert control(http, genesys, "POST", "webmessaging", json={"tagAnswers": True}).status == 204
+    with guest(genesys) as ws:
+        tracing_id = send(ws, "configureSession", deploymentId=DEMO_DEPLOYMENT_ID, token="tagged")
+        assert receive(ws)["tracingId"] == tracing_id
+    assert control(http, genesys, "POST", "webmessaging", json={"tagAnswers": "yes"}).status == 400
+    assert control(http, genesys, "POST", "webmessaging", json={"other": 1}).status == 400
+    assert control(http, genesys, "POST", "sessions/end", json={"token": "tagged", "readOnly": 1}).status == 400
+    genesys.reset()
+    assert genesys.tag_answers is False
