@@ -57,6 +57,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Final, Self, override
 from urllib.parse import parse_qs, urlsplit
@@ -80,6 +81,7 @@ from devtools.genesys_faults import (
     check_fault_for_route,
     is_int,
 )
+from devtools.genesys_transcript import Replay
 from devtools.webmessaging_emulator import (
     DEMO_DEPLOYMENT_ID,
     WebMessagingServer,
@@ -328,13 +330,17 @@ class GenesysEmulator:
         webmessaging_port: int = 0,
         jwt_lifetime: int = 900,
         rate_limits: RateLimits | None = None,
+        transcript: Path | None = None,
     ) -> None:
         bind_ip = _loopback_ip(host)
+        # A recorded Genesys (devtools/genesys_transcript.py) reshapes the Guest API's answers and session JWTs.
+        self._replay = Replay.from_file(transcript) if transcript is not None else None
         _check_ttl(access_token_ttl)
         if not (is_int(jwt_lifetime) and jwt_lifetime >= 1):
             raise ValueError(f"jwt_lifetime must be whole seconds >= 1, not {jwt_lifetime!r}")
         self.jwt_lifetime = jwt_lifetime
         self._webmessaging = WebMessagingState()
+        self._webmessaging.replay = self._replay
         self.verbose = verbose
         self._lock = threading.Lock()
         # Set on stop() so delayed answers wake up instead of holding their threads (and stop()) hostage.
@@ -754,6 +760,9 @@ class GenesysEmulator:
             "jti": str(uuid.uuid4()),
             "deploymentId": deployment_id,
         }
+        if self._replay is not None:
+            # The recorded alg and claim names; of the token mutations only the expiry's still apply.
+            return self._replay.jwt(claims, self._key, {"kid": self.kid}), exp + shift
         return self._sign(claims, fault), exp + shift
 
     def _issue_access_token(self, headers: dict[str, str], body: bytes) -> _Response:
@@ -1308,6 +1317,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit-per-access-token", type=int, help="API requests per access token per window")
     parser.add_argument("--limit-per-client", type=int, help="access tokens issued per OAuth client per window")
     parser.add_argument("--limit-window", type=float, default=60.0, help="the rate limits' window, seconds")
+    parser.add_argument(
+        "--replay",
+        type=Path,
+        metavar="FILE",
+        help="answer the Guest API as the transcript FILE recorded (devtools.check_genesys --session)",
+    )
     args = parser.parse_args(argv)
 
     if (args.client_id is None) != (args.client_secret is None):
@@ -1326,6 +1341,7 @@ def main(argv: list[str] | None = None) -> int:
             verbose=args.verbose,
             webmessaging_port=webmessaging_port,
             rate_limits=RateLimits(args.limit_per_access_token, args.limit_per_client, args.limit_window),
+            transcript=args.replay,
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -67,6 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar=("RATE", "BURST"),
         help="throttle like the API stage (requests per second, burst), with API Gateway's own 429",
     )
+    parser.add_argument(
+        "--genesys-transcript",
+        type=Path,
+        metavar="FILE",
+        help="the Genesys emulator answers the Guest API as this transcript recorded (devtools.check_genesys "
+        "--session; tests/fixtures/genesys/ holds some)",
+    )
     args = parser.parse_args(argv)
     chosen, problems = _chosen_ports(args)
     for problem in problems:
@@ -86,7 +93,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
-    emulator = GenesysEmulator(HOST, args.genesys_port, webmessaging_port=args.webmessaging_port).start()
+    try:
+        emulator = GenesysEmulator(
+            HOST, args.genesys_port, webmessaging_port=args.webmessaging_port, transcript=args.genesys_transcript
+        ).start()
+    except ValueError as error:  # the transcript: unreadable, not JSON, not a transcript
+        print(f"--genesys-transcript {error}", file=sys.stderr)
+        return 2
     secrets_manager = ThreadedMotoServer(ip_address=HOST, port=args.secrets_port, verbose=False)
     secrets_manager.start()
     secrets_url = "http://{}:{}".format(*secrets_manager.get_host_and_port())

@@ -75,6 +75,8 @@ from devtools.genesys_faults import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+    from devtools.genesys_transcript import Replay
+
 __all__ = [
     "AGENT_REPLY_SECONDS",
     "DEMO_DEPLOYMENT_ID",
@@ -276,6 +278,8 @@ class WebMessagingState:
         self.agent_reply_seconds: float | None = AGENT_REPLY_SECONDS
         # Genesys' SDK fixtures show answers without a tracingId; True echoes it on every answer instead.
         self.tag_answers = False
+        # A recorded Genesys whose answers the actions' frames are reshaped to; configuration, kept by reset().
+        self.replay: Replay | None = None
         # The socket server's hook: tell the guests whose session the harness expired or ended.
         self.on_change: Callable[[str, dict[str, Any]], None] | None = None
         self.reset()
@@ -604,7 +608,7 @@ class WebMessagingServer:
         if action == "closeSession":
             return self._faulted(connection, ROUTE_CLOSE_SESSION, request, self._close_session)
         if action == "echo":
-            self._send(connection, self._echo(connection, request))
+            self._send_answer(connection, [self._echo(connection, request)], request)
         elif action == "onMessage":
             self._send(connection, self._on_message(connection, request))
         else:
@@ -664,9 +668,15 @@ class WebMessagingServer:
                 return True
         frames = answer(connection, request, fault)
         self._log(action, frames[0].get("code"), fault)
+        self._send_answer(connection, frames, request)
+        return True
+
+    def _send_answer(self, connection: ServerConnection, frames: list[dict[str, Any]], request: dict[str, Any]) -> None:
+        """Send an action's answer; a replayed transcript first reshapes it to the frames it recorded."""
+        if self._state.replay is not None:
+            frames = self._state.replay.frames(str(request.get("action")), frames, request.get("tracingId"))
         for frame in frames:
             self._send(connection, frame)
-        return True
 
     def _configure_session(
         self, connection: _GuestConnection, request: dict[str, Any], fault: Fault | None

@@ -173,6 +173,7 @@ def env(monkeypatch: pytest.MonkeyPatch, emulator: GenesysEmulator, secrets_mana
         *("GENESYS_JWKS_URL", "ALLOWED_SCOPES", "MAX_TOKEN_LIFETIME_SECONDS", "GENESYS_REGION"),
         *("TOKEN_EVENTS_BUS_NAME", "AWS_ENDPOINT_URL_EVENTBRIDGE", "TOKEN_EVENTS_INCLUDE_GUEST_ID"),
         *("GENESYS_DEPLOYMENT_ID", "GENESYS_WEBMESSAGING_BASE_URL", "DEPLOYMENT_CACHE_SECONDS"),
+        "DEPLOYMENT_UNAVAILABLE_CACHE_SECONDS",
     ):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch

@@ -36,6 +36,7 @@ from hypothesis.errors import InvalidArgument
 from jwt.algorithms import get_default_algorithms
 
 from devtools.genesys_emulator import DEMO_DEPLOYMENT_ID, Fault, GenesysEmulator
+from devtools.genesys_emulator import _exp_claim as exp_claim
 from tests.conftest import Answer
 
 GUEST_ID = "4b1f7c3e-9a2d-4e6f-8b0c-1d2e3f405162"
@@ -45,6 +46,7 @@ REQUESTED_SCOPES = (SEND, RECEIVE)  # the default request's
 DURATIONS = {"short": 3600, "standard": 7200}
 LEEWAY = 30  # the one clock leeway SECURITY.md documents, for exp and nbf, in both modes
 A_DAY = 86400
+JWT_LIFETIME = 900  # the emulator's getJwt lifetime, announced for a token without an integer exp claim
 RSA_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 ASYMMETRIC = frozenset({*RSA_ALGORITHMS, "ES256", "ES384", "ES512"})
 MODES = ("claims-only", "signatures")
@@ -326,9 +328,11 @@ def validity_problems(
 ) -> list[str]:
     """Why a token must not be handed out (empty: it may be); ``started``/``ended`` bracket the invocation.
     ``lifetime`` is the one asked for (the rest source), None for the webmessaging source, whose getJwt
-    documents only exp."""
+    documents only exp: without a JWKS its JWT is opaque, and only that exp is judged."""
     problems = []
     header, claims = built.header, built.claims
+    if lifetime is None and mode == "claims-only":
+        return _opaque_problems(built, started, ended, answered)
     if not _accepted_algorithm(header.get("alg")):
         problems.append(f"alg {header.get('alg')!r} is not asymmetric")
     if mode == "signatures" and not built.signature_valid:
@@ -358,6 +362,27 @@ def validity_problems(
     if not set(REQUESTED_SCOPES) <= granted:
         problems.append("scope does not cover the request")
     return problems + _answer_problems(built, exp, started, ended, answered, problems, webmessaging=False)
+
+
+def _announced_exp(built: Built) -> int | None:
+    """The exp the emulator's getJwt announces beside a crafted token (Genesys' answer, as the peer plays it):
+    its exp claim when the token reads as a JWT with an integer one, else None (its own lifetime from now)."""
+    return exp_claim(built.token)
+
+
+def _opaque_problems(built: Built, started: float, ended: float, answered: dict[str, Any] | None) -> list[str]:
+    exp = _announced_exp(built)
+    low, high = (exp, exp) if exp is not None else (started + JWT_LIFETIME, ended + JWT_LIFETIME)
+    if low <= started:
+        return ["the announced exp is not in the future"]
+    if high > ended + A_DAY:
+        return ["the announced exp is more than a day away"]
+    if answered is None:
+        return []
+    expires_at = datetime.fromisoformat(str(answered.get("expiresAt")).replace("Z", "+00:00")).timestamp()
+    if answered.get("token") != built.token or not int(low) <= expires_at <= high:
+        return [f"the answer does not describe the token: {answered.get('expiresAt')}"]
+    return []
 
 
 def _answer_problems(
@@ -495,8 +520,9 @@ def _judge(
         verdicts[mode] = verdict
         note(f"{mode}: {verdict.status}{' (validly signed)' if built.signature_valid else ''}")
     note(f"shape {crafted.shape}")
-    if signature_valid:
-        # One set of rules in both modes: a validly signed token gets the same verdict with or without JWKS.
+    if signature_valid and duration is not None:
+        # One set of rules in both modes: a validly signed token gets the same verdict with or without JWKS
+        # (the rest source; webmessaging's JWT is opaque without one).
         statuses = {mode: verdict.status for mode, verdict in verdicts.items()}
         details = {
             mode: [line.get("detail") for line in v.answer.events("token_failed")] for mode, v in verdicts.items()

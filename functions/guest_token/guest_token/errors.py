@@ -103,6 +103,13 @@ class TokenVerificationFailed(UpstreamError):
     default_message = "Genesys returned a token that failed verification."
 
 
+class SessionRefused(UpstreamError):
+    """Genesys refused the guest's WebSocket (403 on the handshake). Genesys does not say why: the deployment
+    id, its allowed domains, or its feature toggles and configuration. The caller is told no more than that."""
+
+    default_message = "Genesys refused a chat session for this page."
+
+
 class UpstreamUnavailable(ServiceError):
     status = 503
     code = "upstream_unavailable"

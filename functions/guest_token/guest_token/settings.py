@@ -45,6 +45,9 @@ SOURCE_WEBMESSAGING = "webmessaging"
 SOURCE_REST = "rest"
 GUEST_TOKEN_SOURCES = (SOURCE_WEBMESSAGING, SOURCE_REST)
 DEFAULT_DEPLOYMENT_CACHE_SECONDS = 300
+# A deployment that is not Active is re-read this often: soon enough to notice it switched back on, seldom
+# enough that a busy page with chat switched off does not spend Genesys' rate limit.
+DEFAULT_DEPLOYMENT_UNAVAILABLE_CACHE_SECONDS = 30
 # A web deployment id as Genesys Admin shows it: a UUID.
 # A canonical UUID (fullmatch, not match: "$" would accept a trailing newline); guest ids are UUIDs too.
 UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -67,6 +70,7 @@ class Settings:
     deployment_id: str | None
     webmessaging_base_url: str
     deployment_cache_seconds: int
+    deployment_unavailable_cache_seconds: int
     credentials_secret_id: str
     credentials_cache_seconds: int
     region: str
@@ -201,6 +205,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             plain="ws",
         ),
         deployment_cache_seconds=_int(environ, "DEPLOYMENT_CACHE_SECONDS", DEFAULT_DEPLOYMENT_CACHE_SECONDS, 0, 86400),
+        deployment_unavailable_cache_seconds=_int(
+            environ, "DEPLOYMENT_UNAVAILABLE_CACHE_SECONDS", DEFAULT_DEPLOYMENT_UNAVAILABLE_CACHE_SECONDS, 0, 3600
+        ),
         credentials_secret_id=secret_id,
         credentials_cache_seconds=_int(
             environ, "CREDENTIALS_CACHE_SECONDS", DEFAULT_CREDENTIALS_CACHE_SECONDS, 0, 86400

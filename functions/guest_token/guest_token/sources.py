@@ -1,8 +1,10 @@
 """Where a guest's token comes from, chosen once per container by GUEST_TOKEN_SOURCE.
 
 - ``webmessaging`` (the default, and the one real Genesys serves): the web deployment is looked up with the
-  OAuth access token (cached per container for DEPLOYMENT_CACHE_SECONDS) and must be active and allow the
-  widget's origin; then the Web Messaging Guest API configures the guest's session and hands out its JWT.
+  OAuth access token and must be Active (cached per container: DEPLOYMENT_CACHE_SECONDS when Active,
+  DEPLOYMENT_UNAVAILABLE_CACHE_SECONDS when not); then the Web Messaging Guest API configures the guest's
+  session and hands out its JWT. Whether the widget's origin may open the session is Genesys' to decide on the
+  WebSocket handshake: how it matches allowedDomains is not public, so the service does not guess.
 - ``rest``: the tutorial's ``generate-token`` contract, with the OAuth access token.
 
 Both answer a GuestTokenResponse whose token has been verified; app.py never branches on the source.
@@ -10,6 +12,7 @@ Both answer a GuestTokenResponse whose token has been verified; app.py never bra
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +21,7 @@ from urllib.parse import urlsplit
 
 from . import oauth, observability, verify
 from .budget import Deadline
-from .errors import DeploymentUnavailable, OriginNotAllowed
+from .errors import DeploymentUnavailable, OriginNotAllowed, SessionRefused
 from .genesys import guest_api, guest_token_contract, rest
 from .models import GuestTokenRequest, GuestTokenResponse
 from .settings import SOURCE_REST, Settings
@@ -80,24 +83,27 @@ def _from_webmessaging(
         raise OriginNotAllowed(log_detail="the Origin header is not printable ASCII")
     deployment = _deployment(settings, deployment_id, deadline)
     if deployment.status != ACTIVE:
-        _forget_deployment()  # re-read on the next request: it may be switched back on any time
         raise DeploymentUnavailable(
             log_detail=f"web deployment {deployment_id} is {deployment.status[:30]}, not {ACTIVE}",
             genesys_correlation_id=deployment.correlation_id,
+            retry_after=_seconds_until_reread(),
         )
-    if not allows_origin(deployment, origin):
-        raise OriginNotAllowed(
-            log_detail=f"origin {observability.bounded(origin)!r} is not among web deployment {deployment_id}'s "
-            "allowed domains",
-            genesys_correlation_id=deployment.correlation_id,
+    try:
+        session = guest_api.open_session(
+            settings.webmessaging_base_url,
+            deployment_id=deployment_id,
+            session_token=request.guest_id,
+            origin=origin,
+            deadline=deadline,
         )
-    session = guest_api.open_session(
-        settings.webmessaging_base_url,
-        deployment_id=deployment_id,
-        session_token=request.guest_id,
-        origin=origin,
-        deadline=deadline,
-    )
+    except SessionRefused as refused:
+        # A hint for the operator, from our own reading of allowedDomains (Genesys' rule is not public).
+        verdict = "appear to admit" if allows_origin(deployment, origin) else "appear to leave out"
+        refused.log_detail = (
+            f"{refused.log_detail}; the deployment's allowed domains {verdict} origin "
+            f"{observability.bounded(origin)!r} by exact host or *. wildcard"
+        )
+        raise
     # The session's own: a cached deployment's id names a call another request made.
     audit["genesysCorrelationId"] = session.correlation_id
     if session.session_token != request.guest_id:
@@ -129,14 +135,27 @@ _cached: _Cached | None = None
 
 
 def _deployment(settings: Settings, deployment_id: str, deadline: Deadline) -> rest.Deployment:
+    """The deployment, cached both ways: an Active one for DEPLOYMENT_CACHE_SECONDS, any other for the shorter
+    DEPLOYMENT_UNAVAILABLE_CACHE_SECONDS (a page with chat switched off must not spend Genesys' rate limit)."""
     global _cached
     if _cached is not None and _cached.deployment.id == deployment_id and time.monotonic() < _cached.fresh_until:
         return _cached.deployment
     deployment = oauth.call_with_access_token(
         settings, deadline, lambda access_token: rest.get_deployment(settings, access_token, deployment_id, deadline)
     )
-    _cached = _Cached(deployment, time.monotonic() + settings.deployment_cache_seconds)
+    seconds = (
+        settings.deployment_cache_seconds
+        if deployment.status == ACTIVE
+        else settings.deployment_unavailable_cache_seconds
+    )
+    _cached = _Cached(deployment, time.monotonic() + seconds)
     return deployment
+
+
+def _seconds_until_reread() -> int:
+    """When the cached deployment is read again, in whole seconds (at least 1): the widget's Retry-After."""
+    left = _cached.fresh_until - time.monotonic() if _cached is not None else 0.0
+    return max(1, math.ceil(left))
 
 
 def _forget_deployment() -> None:
@@ -145,11 +164,12 @@ def _forget_deployment() -> None:
 
 
 def allows_origin(deployment: rest.Deployment, origin: str) -> bool:
-    """Whether the deployment's allowed domains admit the widget's origin.
+    """Whether the deployment's allowed domains appear to admit the widget's origin: a hint for operators
+    (log lines, devtools.check_genesys), never a reason to refuse a guest.
 
-    Genesys documents allowedDomains as "the list of domains approved to use this deployment" and its SDKs
-    send a bare host as Origin, so the origin's host is compared with each entry's host, case-insensitively;
-    an entry ``*.example.com`` admits the subdomains of example.com."""
+    Genesys documents allowedDomains only as "the list of domains approved to use this deployment" and checks
+    the WebSocket's Origin itself; its matching rule is not public. This reading compares the origin's host
+    with each entry's host, case-insensitively, and lets an entry ``*.example.com`` admit subdomains."""
     if deployment.allow_all_domains:
         return True
     host = _host(origin)

@@ -1,13 +1,15 @@
-"""Checks the token Genesys returned before it is handed to a browser.
+"""Checks the token Genesys returned before it is handed to a browser: what can be verified, and no more.
 
-Both sources: a JWT with an asymmetric algorithm (never ``none`` or HMAC), a numeric ``exp`` in the future and
-at most TOKEN_LIFETIME_CEILING_SECONDS away, ``nbf`` (when present) not in the future, the same CLOCK_LEEWAY
-in both modes; the signature too when GENESYS_JWKS_URL is set (pyjwt's PyJWKClient, keys cached per
-container). Then per source:
-- ``rest`` (the tutorial's contract): ``sub`` equal to the guest id and a ``scope`` claim (a list or a
-  space-separated string) that covers every requested scope.
-- ``webmessaging``: ``exp`` equal to the ``exp`` Genesys' JwtResponse announced. Genesys documents no other
-  claim of the guest JWT, so none is required.
+- ``webmessaging`` without GENESYS_JWKS_URL: Genesys documents the session JWT only as ``JwtResponse {jwt,
+  exp}``, its SDKs never decode it and it publishes no key for it, so the JWT is opaque: only the announced
+  ``exp`` is checked (in the future, at most TOKEN_LIFETIME_CEILING_SECONDS away). pyjwt is not loaded.
+- ``webmessaging`` with GENESYS_JWKS_URL (an operator's opt-in): the JWT is verified in full, as below, and its
+  ``exp`` claim must equal the announced one.
+- Every verified JWT: an asymmetric algorithm (never ``none`` or HMAC), a numeric ``exp`` in the future and at
+  most TOKEN_LIFETIME_CEILING_SECONDS away, ``nbf`` (when present) not in the future, one CLOCK_LEEWAY; the
+  signature when GENESYS_JWKS_URL is set (pyjwt's PyJWKClient, keys cached per container).
+- ``rest`` (the tutorial's contract), verified always: ``sub`` equal to the guest id and a ``scope`` claim (a
+  list or a space-separated string) that covers every requested scope.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ def _jwks_client(url: str) -> jwt.PyJWKClient:
 def _warn_claims_only() -> None:
     # Once per container: every cold start says plainly that signatures are not being checked.
     logger.warning(
-        "GENESYS_JWKS_URL is not set: guest tokens are checked for claims only, not for their signature",
+        "GENESYS_JWKS_URL is not set: guest tokens' signatures are not checked (webmessaging: the session JWT is "
+        "handed out as Genesys answered it, checked for its announced exp only)",
         extra={"event": "token_signature_unchecked"},
     )
 
@@ -81,7 +84,12 @@ def verify_guest_token(
 
 
 def verify_session_jwt(settings: Settings, token: str, *, exp: int, deadline: Deadline) -> VerifiedToken:
-    """The ``webmessaging`` source's JWT: its exp is the one getJwt announced."""
+    """The ``webmessaging`` source's JWT: opaque without a JWKS (the announced exp only); with one, verified in
+    full and its exp claim the one getJwt announced."""
+    if not settings.jwks_url:
+        _warn_claims_only()
+        _check_expiry(exp)
+        return VerifiedToken(expires_at=exp, scopes=())
     claims = _claims(settings, token, deadline, required=["exp"])
     expires_at = _expiry(claims)
     if expires_at != exp:
@@ -139,18 +147,22 @@ def _claims(settings: Settings, token: str, deadline: Deadline, *, required: lis
 
 def _expiry(claims: dict[str, Any]) -> int:
     exp, nbf = claims["exp"], claims.get("nbf")
-    now = time.time()
-    # pyjwt accepts any number, and numbers as text for nbf; the leeway is for a clock ahead of ours (nbf), not
-    # for handing out a token that has already expired.
+    # pyjwt accepts any number, and numbers as text for nbf.
     if not _is_number(exp):
         raise TokenVerificationFailed(log_detail="token exp is not a number")
+    _check_expiry(exp)
+    if nbf is not None and not _is_number(nbf):
+        raise TokenVerificationFailed(log_detail="token nbf is not a number")
+    return int(exp)
+
+
+def _check_expiry(exp: float) -> None:
+    # The leeway is for a clock ahead of ours (nbf), not for handing out a token that has already expired.
+    now = time.time()
     if exp <= now:
         raise TokenVerificationFailed(log_detail="token is already expired")
     if exp > now + TOKEN_LIFETIME_CEILING_SECONDS:
         raise TokenVerificationFailed(log_detail="token exp is further away than any Genesys guest token lives")
-    if nbf is not None and not _is_number(nbf):
-        raise TokenVerificationFailed(log_detail="token nbf is not a number")
-    return int(exp)
 
 
 def _is_number(value: Any) -> bool:

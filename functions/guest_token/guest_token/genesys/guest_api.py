@@ -1,16 +1,21 @@
 """Genesys' public Web Messaging Guest API over WebSocket (the ``webmessaging`` source), and nothing else.
 
-``wss://webmessaging.<region>/v1?deploymentId=<id>``, JSON text frames:
+``wss://webmessaging.<region>/v1?deploymentId=<id>``, JSON text frames (docs/genesys-calls.md names the
+source of each fact):
 - ``configureSession`` with the guest's session token (chosen by the client) answers ``SessionResponse``
-  (``connected``, ``newSession``, ``readOnly``); ``startNew: true`` starts a new conversation on a read-only
-  session's token, as Genesys' SDKs do after a conversation ended.
+  (``connected``, ``newSession``, ``readOnly``). A read-only session (its conversation ended) is restarted
+  as Genesys' transport SDK does it (``startNewChat``): ``closeSession {closeAllConnections: true}``, its
+  ``SessionResponse``, then ``configureSession`` with ``startNew: true``.
 - ``getJwt`` answers ``JwtResponse`` (``jwt``, ``exp`` in epoch seconds): the guest's bearer token for
   Genesys' guest REST calls (``GET /api/v2/webmessaging/messages``).
-- Errors are responses of class ``string`` with a 4xxx/5xxx code and a message; rate limiting is class
-  ``TooManyRequestsErrorMessage`` (code 429, body ``retryAfter`` seconds, ``errorCode`` 4029).
-Other messages (presence events, echoes, structured messages) may arrive at any time: answers are matched
-by their ``tracingId``. Genesys checks the handshake's ``Origin`` against the deployment's allowed domains,
-so the caller's origin is sent as the browser would send it.
+- Errors are frames of class ``string`` with a code and a message; rate limiting is class
+  ``TooManyRequestsErrorMessage`` (code 429, body ``retryAfter`` seconds, ``errorCode`` 4029);
+  ``SessionExpiredEvent`` (a response or a message) means the session is gone.
+A frame's meaning is its ``class``, as in Genesys' SDKs; its ``type`` is not read. An answer is a frame of a
+class that fits the request whose ``tracingId`` is ours or absent (Genesys' SDK fixtures show answers without
+one); every other frame (presence events, echoes of the guest's messages from an open tab, classes we do not
+know) is skipped. Genesys checks the handshake's ``Origin`` against the deployment's allowed domains, so the
+caller's origin is sent as the browser would send it.
 
 The socket library (websockets, sync client) is imported when the first session is opened, not with the
 handler. Every socket operation is bounded by the deadline: the opening handshake (TCP, TLS, HTTP upgrade)
@@ -23,14 +28,14 @@ import json
 import math
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 from urllib.parse import quote, urlsplit
 
 from .. import observability
 from ..budget import Deadline
 from ..errors import (
-    OriginNotAllowed,
     RateLimited,
+    SessionRefused,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -51,6 +56,8 @@ SESSION_NOT_FOUND = 4007
 RATE_LIMITED = 4029
 # Codes that mean the guest's session is gone: a returning guest then starts a new one.
 _SESSION_GONE = frozenset({SESSION_EXPIRED, SESSION_NOT_FOUND})
+# Classes that answer any request: the errors.
+_ERROR_CLASSES = frozenset({"string", "TooManyRequestsErrorMessage"})
 _ERROR_NAMES = {
     4000: "FeatureUnavailable",
     4006: "SessionHasExpired",
@@ -65,7 +72,7 @@ _ERROR_NAMES = {
 class GuestSession:
     session_token: str = field(repr=False)
     jwt: str = field(repr=False)
-    exp: int  # the JwtResponse's exp, epoch seconds
+    exp: int  # the JwtResponse's exp, epoch seconds (whole: Genesys' SDKs read it as a Long or a Double)
     new_session: bool
     correlation_id: str | None
 
@@ -82,6 +89,10 @@ class GuestApiError(Exception):
 
 class _SessionGone(Exception):
     pass
+
+
+class _ConnectionsClosed(Exception):
+    """A ConnectionClosedEvent: another socket of the guest closed the session's connections."""
 
 
 @dataclass
@@ -171,6 +182,15 @@ def _session(  # noqa: PLR0917
                 genesys_correlation_id=attempt.correlation_id,
             )
         ) from None
+    except _ConnectionsClosed:
+        # As the transport SDK does on this event: this socket is done; the next attempt opens another.
+        attempt.error = "ConnectionClosedEvent"
+        raise retries.Retryable(
+            UpstreamUnavailable(
+                log_detail="Genesys webmessaging closed the session's connections (ConnectionClosedEvent)",
+                genesys_correlation_id=attempt.correlation_id,
+            )
+        ) from None
     raise UpstreamError(
         log_detail="Genesys webmessaging said the new session is gone too",
         genesys_correlation_id=attempt.correlation_id,
@@ -204,7 +224,7 @@ def _connect(url: str, origin: str, attempt: retries.Attempt, deadline: Deadline
         response = exc.response
         attempt.status = response.status_code
         attempt.correlation_id = rest.correlation_id(response.headers)
-        raise _refused(response.status_code, response.headers.get("Retry-After"), origin, attempt) from None
+        raise _refused(response.status_code, response.headers.get("Retry-After"), attempt) from None
     except TimeoutError:
         attempt.error = "TimeoutError"
         raise retries.Retryable(
@@ -226,12 +246,14 @@ def _connect(url: str, origin: str, attempt: retries.Attempt, deadline: Deadline
     return socket
 
 
-def _refused(status: int, retry_after: str | None, origin: str, attempt: retries.Attempt) -> Exception:
+def _refused(status: int, retry_after: str | None, attempt: retries.Attempt) -> Exception:
     detail = f"Genesys webmessaging refused the WebSocket handshake with {status}"
     correlation = attempt.correlation_id
     if status == 403:
-        return OriginNotAllowed(
-            log_detail=f"{detail}: the web deployment does not allow origin {observability.bounded(origin)!r}",
+        # Genesys' transport SDK reads a 403 here as access refused in general, not as the origin alone.
+        return SessionRefused(
+            log_detail=f"{detail} (access refused: check the deployment id, the deployment's allowed domains, "
+            "and that web messaging is switched on and configured for it)",
             genesys_correlation_id=correlation,
         )
     if status == 429:
@@ -256,47 +278,62 @@ def _mapped(error: GuestApiError, attempt: retries.Attempt, token: str) -> Excep
             RateLimited(retry_after=error.retry_after, log_detail=detail, genesys_correlation_id=correlation),
             wait=error.retry_after,
         )
-    if error.code >= 5000 or 500 <= error.code < 600:
+    if _retried(error.code):
         return retries.Retryable(UpstreamUnavailable(log_detail=detail, genesys_correlation_id=correlation))
     return UpstreamError(log_detail=detail, genesys_correlation_id=correlation)
 
 
+def _retried(code: int) -> bool:
+    """Codes that may pass on another attempt: rate limiting and Genesys' own failures."""
+    return code in (RATE_LIMITED, 429) or code >= 5000 or 500 <= code < 600
+
+
 def _configure(socket: ClientConnection, deployment_id: str, token: str, deadline: Deadline) -> bool:
-    """Configure the session; True when Genesys made a new one. A read-only session (its conversation
-    ended) gets a new conversation on the same token, so the guest can write again."""
+    """Configure the session; True when Genesys made a new one. A read-only session (its conversation ended)
+    gets a new conversation on the same token, as the transport SDK's startNewChat does, so the guest can write
+    again."""
     message: dict[str, Any] = {"action": "configureSession", "deploymentId": deployment_id, "token": token}
-    try:
-        body = _request(socket, message, "SessionResponse", deadline)
-    except GuestApiError as exc:
-        if exc.code in _SESSION_GONE:
-            raise _SessionGone from None
-        raise
+    body = _request(socket, message, "SessionResponse", deadline)
+    if body.get("readOnly") is not True:
+        # connected: false without readOnly is not refused: Genesys' SDKs carry on with such a session too.
+        return body.get("newSession") is True
+    observability.audit(observability.GUEST_CONVERSATION_RESTARTED)
+    _close_session(socket, token, deadline)
+    body = _request(socket, {**message, "startNew": True}, "SessionResponse", deadline)
     if body.get("readOnly") is True:
-        observability.audit(observability.GUEST_CONVERSATION_RESTARTED)
-        body = _request(socket, {**message, "startNew": True}, "SessionResponse", deadline)
-        if body.get("readOnly") is True:
-            raise UpstreamError(log_detail="Genesys webmessaging kept the session read-only after startNew")
-        return True
-    if body.get("connected") is False:
-        raise UpstreamError(log_detail="Genesys webmessaging answered a session that is not connected")
-    return body.get("newSession") is True
+        raise UpstreamError(log_detail="Genesys webmessaging kept the session read-only after startNew")
+    return True
+
+
+def _close_session(socket: ClientConnection, token: str, deadline: Deadline) -> None:
+    """closeSession {closeAllConnections: true} and its SessionResponse (connected: false): the guest's other
+    sockets get a ConnectionClosedEvent and reconnect to the new conversation. Genesys' Java SDK documents
+    startNew alone, so a 4xxx refusal of closeSession does not stop the restart."""
+    message = {"action": "closeSession", "token": token, "closeAllConnections": True}
+    try:
+        _request(socket, message, "SessionResponse", deadline)
+    except GuestApiError as exc:
+        if _retried(exc.code):
+            raise
 
 
 def _get_jwt(socket: ClientConnection, token: str, deadline: Deadline) -> tuple[str, int]:
-    try:
-        body = _request(socket, {"action": "getJwt", "token": token}, "JwtResponse", deadline)
-    except GuestApiError as exc:
-        if exc.code in _SESSION_GONE:
-            raise _SessionGone from None
-        raise
+    body = _request(socket, {"action": "getJwt", "token": token}, "JwtResponse", deadline)
     jwt, exp = body.get("jwt"), body.get("exp")
-    if not (isinstance(jwt, str) and jwt and isinstance(exp, int) and not isinstance(exp, bool)):
-        raise UpstreamError(log_detail="Genesys webmessaging answered getJwt without a jwt and an integer exp")
-    return jwt, exp
+    # exp is a Long in the transport SDK and a Double in the Java SDK's model: any finite number, floored.
+    if not (isinstance(jwt, str) and jwt and _is_number(exp)):
+        raise UpstreamError(log_detail="Genesys webmessaging answered getJwt without a jwt and a numeric exp")
+    return jwt, math.floor(exp)
+
+
+def _is_number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _request(socket: ClientConnection, message: dict[str, Any], expected: str, deadline: Deadline) -> dict[str, Any]:
-    """Send one action and wait for its answer, skipping whatever else arrives meanwhile."""
+    """Send one action and wait for its answer: a frame of class ``expected`` or an error class, carrying our
+    tracingId or none. Everything else is skipped, whatever its type. GuestApiError for an error answer;
+    _SessionGone when Genesys says the session is gone (4006, 4007, SessionExpiredEvent)."""
     tracing_id = str(uuid.uuid4())
     socket.send(json.dumps({**message, "tracingId": tracing_id}))
     while True:
@@ -308,20 +345,27 @@ def _request(socket: ClientConnection, message: dict[str, Any], expected: str, d
             answer = json.loads(raw)
         except (ValueError, RecursionError):
             raise UpstreamError(log_detail="Genesys webmessaging sent a frame that is not JSON") from None
-        if not isinstance(answer, dict) or answer.get("type") != "response":
-            continue  # presence, echoes, structured messages: not ours
-        if answer.get("tracingId", tracing_id) != tracing_id:
-            continue  # the answer to another request
+        if not isinstance(answer, dict) or answer.get("tracingId", tracing_id) != tracing_id:
+            continue  # not a frame of ours: the answer to another request
         kind, code, body = answer.get("class"), answer.get("code"), answer.get("body")
+        if kind == "SessionExpiredEvent":
+            raise _SessionGone
+        if kind == "ConnectionClosedEvent":
+            raise _ConnectionsClosed
         if kind == expected and code == 200 and isinstance(body, dict):
             return body
         if kind == "TooManyRequestsErrorMessage" and isinstance(body, dict):
             retry_after = body.get("retryAfter")
             wait = None
-            if isinstance(retry_after, int | float) and not isinstance(retry_after, bool) and retry_after >= 0:
+            if _is_number(retry_after) and retry_after >= 0:
                 # Capped before rounding: JSON admits Infinity, which math.ceil refuses.
                 wait = math.ceil(min(retry_after, rest.MAX_RETRY_AFTER_SECONDS))
             raise GuestApiError(RATE_LIMITED, str(body.get("errorMessage", "")), wait)
-        if isinstance(code, int) and not isinstance(code, bool) and code >= 400:
+        if kind == "string" and isinstance(code, int) and not isinstance(code, bool) and code >= 400:
+            if code in _SESSION_GONE:
+                raise _SessionGone
             raise GuestApiError(code, body if isinstance(body, str) else "")
-        raise UpstreamError(log_detail=f"Genesys webmessaging answered {str(kind)[:50]!r} to {message['action']}")
+        if kind == expected or kind in _ERROR_CLASSES:
+            raise UpstreamError(
+                log_detail=f"Genesys webmessaging answered {message['action']} with a {kind} it could not read"
+            )
