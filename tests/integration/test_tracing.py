@@ -51,10 +51,17 @@ def xray_daemon() -> Iterator[tuple[str, Any]]:
 
 
 def invoke_in_lambda_like_process(
-    tmp_path: Path, emulator: Any, secrets_url: str, *, tracing: bool, daemon_port: str = "2000"
+    tmp_path: Path,
+    emulator: Any,
+    secrets_url: str,
+    *,
+    tracing: bool,
+    daemon_port: str = "2000",
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     env = {
         **handler_process_env(emulator, secrets_url),
+        **(extra_env or {}),
         # Not POWERTOOLS_TRACER_CAPTURE_RESPONSE, which the template also sets: the code alone must keep the
         # token out of traces.
         "POWERTOOLS_TRACE_DISABLED": "false" if tracing else "true",
@@ -193,3 +200,22 @@ def test_an_event_without_request_context_gets_its_answer_and_the_event_is_never
     assert json.loads(answer["body"])["error"]["requestId"] is None
     # Powertools' switch to log every event would write the guest's id: the handler turns it off.
     assert guest not in process.stdout + process.stderr
+
+
+def test_a_failed_attempt_is_traced_as_a_fault_without_the_exceptions_text(
+    tmp_path, emulator, secrets_manager_server, xray_daemon, hostile_http
+):
+    # X-Ray records an exception's text, which a library may fill with a header it quotes: the subsegment
+    # carries the fault and the exception's type only. (An answer over 1 MiB fails inside the attempt.)
+    port, received = xray_daemon
+    body = b'{"token": "' + b"x" * ((1 << 20) + 1024) + b'"}'
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    oversized = hostile_http(head, body, 0)
+    env = {"GENESYS_API_BASE_URL": oversized}
+    answer = invoke_in_lambda_like_process(
+        tmp_path, emulator, secrets_manager_server, tracing=True, daemon_port=port, extra_env=env
+    )
+    assert answer["result"]["statusCode"] == 502, answer["output"][-3000:]
+    [attempt] = [entity for entity in entities(received()) if entity["name"] == "Genesys guest-token"]
+    assert attempt.get("fault") is True and "cause" not in attempt
+    assert attempt["metadata"]["default"]["exception"] == "UpstreamError"

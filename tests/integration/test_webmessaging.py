@@ -29,14 +29,6 @@ SUCCESS_FIELDS = {"token", "guestId", "expiresIn", "expiresAt", "newSession", "d
 CALLS = ("oauth", "deployment", "webmessaging")
 
 
-@pytest.fixture
-def webmessaging(env: pytest.MonkeyPatch, emulator: GenesysEmulator) -> pytest.MonkeyPatch:
-    env.setenv("GUEST_TOKEN_SOURCE", "webmessaging")
-    env.setenv("GENESYS_DEPLOYMENT_ID", DEMO_DEPLOYMENT_ID)
-    env.setenv("GENESYS_WEBMESSAGING_BASE_URL", emulator.webmessaging_url)
-    return env
-
-
 def attempts(answer: Answer) -> dict[str, list[int]]:
     return {**{call: [] for call in CALLS}, **answer.attempts()}
 

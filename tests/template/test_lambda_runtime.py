@@ -10,13 +10,16 @@ replaced by the loopback ports of the Genesys emulator and a moto server.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
 import platform
+import secrets
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,3 +247,102 @@ def test_a_jwks_url_without_the_signature_layer_is_a_configuration_error(build_d
         # Settings errors name the variable at fault in the log, never in the caller's answer.
         assert "GENESYS_JWKS_URL is set but cryptography is not installed" in runtime.function_log()
         assert "GENESYS_JWKS_URL" not in result["body"]
+
+
+# ---- Lambda's own log controls at DEBUG ------------------------------------------------------------------------
+
+# What Lambda sets when the function's LoggingConfig says LogFormat JSON and ApplicationLogLevel DEBUG (an
+# operator's console switch): awslambdaric's bootstrap reads both, gives the root logger its JSON handler and sets
+# the root logger's level (awslambdaric/bootstrap.py, _setup_logging).
+LAMBDA_LOG_CONTROLS_AT_DEBUG = {"AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_LAMBDA_LOG_LEVEL": "DEBUG"}
+# A secret shorter than this could be told from a log line only by a guess; pieces this long are looked for.
+SECRET_PIECE_CHARS = 12
+
+
+def pieces(value: str) -> set[str]:
+    """``value`` and every piece of it SECRET_PIECE_CHARS long: none may appear in a log."""
+    return {value, *(value[start : start + SECRET_PIECE_CHARS] for start in range(len(value) - SECRET_PIECE_CHARS + 1))}
+
+
+def assert_nothing_secret(printed: str, values: dict[str, str]) -> None:
+    """None of ``values`` (secrets, by name), whole or in part, in ``printed``; names every one that is, with a
+    line that shows it."""
+    leaks = {}
+    for what, value in values.items():
+        assert len(value) >= SECRET_PIECE_CHARS, what
+        found = [piece for piece in pieces(value) if piece in printed]
+        if found:
+            line = next(line for line in printed.splitlines() if found[0] in line)
+            leaks[what] = f"{len(found)} pieces, e.g. in: {line[:200]}"
+    assert not leaks, "\n".join(f"the {what} is in the log ({where})" for what, where in leaks.items())
+
+
+@pytest.mark.parametrize(
+    ("source", "layers", "extra"),
+    [
+        # Token events with the guest id (EventBridge through botocore) and the Tracer's X-Ray SDK loaded too.
+        ("webmessaging", LAYERS, {"POWERTOOLS_TRACE_DISABLED": "false", "TOKEN_EVENTS_INCLUDE_GUEST_ID": "true"}),
+        ("webmessaging", (*LAYERS, SIGNATURE_LAYER), {"GENESYS_JWKS_URL": None}),
+        ("rest", LAYERS, {"TOKEN_EVENTS_INCLUDE_GUEST_ID": "true"}),
+    ],
+    ids=["webmessaging-traced-events", "webmessaging-jwks", "rest-events"],
+)
+def test_at_debug_under_lambdas_log_controls_no_secret_reaches_the_log(
+    build_dir, tmp_path, function_variables, emulator, local_secrets_manager, source, layers, extra
+):
+    """Issue 22, item 3: with ApplicationLogLevel DEBUG, libraries (botocore, websockets, urllib3) log at DEBUG
+    through the root logger Lambda configures; none may carry the client secret, an access token, a guest id
+    (with webmessaging, the session token) or a JWT, whole or in part."""
+    # A client of this test's own, so that every piece of its secret is random (the demo secret is a phrase).
+    client_id, client_secret = f"debug-client-{uuid.uuid4()}", secrets.token_urlsafe(32)
+    emulator.set_client(client_id, client_secret)
+    secret_id = f"genesys-guest-token/debug-{uuid.uuid4()}"
+    aws = {"endpoint_url": local_secrets_manager, "region_name": "us-east-1"}
+    aws |= {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    boto3.client("secretsmanager", **aws).create_secret(
+        Name=secret_id, SecretString=json.dumps({"clientId": client_id, "clientSecret": client_secret})
+    )
+    bus = f"debug-{uuid.uuid4().hex}"
+    boto3.client("events", **aws).create_event_bus(Name=bus)
+    variables = {
+        **function_variables,
+        **LAMBDA_LOG_CONTROLS_AT_DEBUG,
+        "GUEST_TOKEN_SOURCE": source,
+        "GENESYS_CREDENTIALS_SECRET_ID": secret_id,
+        "TOKEN_EVENTS_BUS_NAME": bus,
+        "AWS_ENDPOINT_URL_EVENTBRIDGE": local_secrets_manager,
+        **{name: emulator.jwks_url if value is None else value for name, value in extra.items()},
+    }
+    new_guest = json.loads((EVENTS / "new-guest.json").read_text())
+    with running(build_dir, tmp_path, variables, layers) as runtime:
+        first = json.loads(invoke(runtime, new_guest)["body"])
+        assert "token" in first, f"{first}\n{runtime.function_log()}"
+        returning = {**new_guest, "body": json.dumps({"guestId": first["guestId"]})}
+        answers = [first, *(json.loads(invoke(runtime, returning)["body"]) for _ in range(2))]
+        printed = runtime.log.read_text()
+
+    assert all("token" in answer for answer in answers), answers
+    # The function ran at DEBUG: Powertools reads AWS_LAMBDA_LOG_LEVEL as awslambdaric does, and the service's
+    # DEBUG line is there. (Before the libraries' loggers were held at WARNING, the runtime's own JSON handler
+    # printed botocore's and websockets' DEBUG lines here, the client secret and session tokens among them.)
+    debug_lines = [line for line in printed.splitlines() if '"level":"DEBUG"' in line]
+    assert any('"event":"token_request_received"' in line for line in debug_lines), printed[-2000:]
+    authorizations = [
+        value
+        for request in emulator.requests
+        for name, value in request.headers.items()
+        if name.lower() == "authorization"
+    ]
+    access_tokens = {value.removeprefix("Bearer ") for value in authorizations if value.startswith("Bearer ")}
+    assert access_tokens, "no access token was used: the check would pass vacuously"
+    basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
+    assert_nothing_secret(
+        printed,
+        {
+            "client secret": client_secret,
+            "Basic credential": basic,
+            **{f"access token {number}": token for number, token in enumerate(sorted(access_tokens))},
+            **{f"guest id {number}": guest for number, guest in enumerate(sorted({a["guestId"] for a in answers}))},
+            **{f"guest token {number}": token for number, token in enumerate(sorted({a["token"] for a in answers}))},
+        },
+    )

@@ -186,7 +186,8 @@ def handle_not_found(_: NotFoundError) -> Response[Any]:
 
 @app.exception_handler(Exception)
 def handle_unexpected(error: Exception) -> Response[Any]:
-    logger.exception("unhandled error", extra={"event": "unhandled_error"})
+    # Never logger.exception: the exception's text may hold a credential (an HTTP library quoting a header).
+    observability.unhandled_error(error)
     return _error_response(ServiceError())
 
 

@@ -1,7 +1,9 @@
 """Logger, metrics and the optional tracer, created once per container, and the audit and metric vocabulary.
 
 Powertools reads POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE and POWERTOOLS_LOG_LEVEL itself.
-Nothing here is ever given a token, an access token, a client secret or an Authorization header.
+Nothing here is ever given a token, an access token, a client secret or an Authorization header, but for text
+that may hold one (an unexpected exception's), which ``redacted`` and ``unhandled_error`` redact before logging.
+Libraries' loggers are held at WARNING, whatever level Lambda's log controls give the root logger.
 The README's "Operating the service" section documents every audit event and metric named here.
 """
 
@@ -13,8 +15,10 @@ import functools
 import hashlib
 import logging
 import os
+import re
+import traceback
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -31,15 +35,40 @@ if TYPE_CHECKING:
 logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
 logging.logAsyncioTasks = False  # type: ignore[attr-defined]  # Python 3.12's, not in typeshed's stubs
 
+# The loggers of the libraries the function loads (listed from logging's registry after token requests through
+# both sources, with GENESYS_JWKS_URL, token events and tracing; tests/integration/test_logging.py keeps the list
+# complete). At DEBUG, botocore logs every answer's body (Secrets Manager's holds the client secret) and every
+# request's (PutEvents' holds the guest id when TokenEventsIncludeGuestId is on), websockets every frame (the
+# session token). Lambda's log controls (LogFormat JSON with an ApplicationLogLevel) set the root logger's level,
+# which a logger without a level of its own follows: so each of these has one, WARNING, whatever the root's.
+# Their warnings and errors still propagate to Lambda's handler. The root logger is Lambda's and is left alone;
+# Powertools' loggers and the service's (POWERTOOLS_LOG_LEVEL) keep theirs.
+LIBRARY_LOGGERS = (
+    "asyncio",
+    "aws_xray_sdk",
+    "bcdocs",
+    "boto3",
+    "botocore",
+    "concurrent.futures",
+    "s3transfer",
+    "urllib3",
+    "websockets",
+)
+LIBRARY_LOG_LEVEL = logging.WARNING
+for _name in LIBRARY_LOGGERS:
+    logging.getLogger(_name).setLevel(LIBRARY_LOG_LEVEL)
+
 
 def _message_as_is(message: Any) -> Any:
     return message
 
 
 # Without Powertools' "location" key: every audit line would say the same "audit:<line>" (an unhandled error's
-# stack trace says where it happened). Messages are event names and sentences, never JSON: Powertools would
-# otherwise try json.loads on each and catch the error.
-logger = Logger(location=None, json_deserializer=_message_as_is)
+# stack_trace says where it happened). Messages are event names and sentences, never JSON: Powertools would
+# otherwise try json.loads on each and catch the error. No line is given exc_info (an exception's text may hold
+# a credential: unhandled_error writes its own, redacted), and without serialize_stacktrace Powertools would not
+# add its stack_trace to one that was.
+logger = Logger(location=None, json_deserializer=_message_as_is, serialize_stacktrace=False)
 metrics = Metrics()
 # Preflights and unknown routes record no metrics by design; Powertools would warn on each of them.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
@@ -92,6 +121,7 @@ CONFIGURATION_INVALID = "configuration_invalid"
 GUEST_CONVERSATION_RESTARTED = "guest_conversation_restarted"
 TOKEN_EVENT_PUBLISHED = "token_event_published"
 TOKEN_EVENT_FAILED = "token_event_failed"
+UNHANDLED_ERROR = "unhandled_error"
 # Metrics: namespace POWERTOOLS_METRICS_NAMESPACE, dimension service (and errorCode on the failure count).
 HANDLER_LATENCY = "HandlerLatency"
 TOKENS_ISSUED = "TokensIssued"
@@ -116,13 +146,53 @@ ERROR_CODE_DIMENSION = "errorCode"
 MAX_LOGGED_CHARS = 200
 
 
-def bounded(value: str | None) -> str | None:
-    """A caller-controlled value as it may be logged: at most MAX_LOGGED_CHARS, marked when cut."""
+def bounded(value: str | None, limit: int = MAX_LOGGED_CHARS) -> str | None:
+    """A caller-controlled value as it may be logged: at most ``limit`` characters, marked when cut."""
     if value is None:
         return None
     # Printable ASCII only: escaping (repr, JSON) would otherwise make one character up to ten.
-    shown = "".join(char if char.isascii() and char.isprintable() else "?" for char in value[:MAX_LOGGED_CHARS])
-    return shown if len(value) <= MAX_LOGGED_CHARS else f"{shown}...({len(value)} chars)"
+    shown = "".join(char if char.isascii() and char.isprintable() else "?" for char in value[:limit])
+    return shown if len(value) <= limit else f"{shown}...({len(value)} chars)"
+
+
+# Whatever follows Basic or Bearer is a credential, whoever's it is (an HTTP library quoting a header, say).
+SCHEME_CREDENTIALS = re.compile(r"\b(?:Basic|Bearer)\s+[^\s,;\"']+", re.IGNORECASE)
+# A run of the characters tokens are written in (base64 and base64url, a JWT's dots, a UUID's dashes, percent
+# encoding) long enough to be one: 32 or more, or 20 or more with a digit (words and dotted names rarely have one).
+_TOKEN_LIKE = re.compile(r"[A-Za-z0-9+/=_.~%-]{20,}")
+_TOKEN_MIN_CHARS = 32
+REDACTED = "[redacted]"
+
+
+def _token_stand_in(run: re.Match[str]) -> str:
+    text = run.group()
+    return REDACTED if len(text) >= _TOKEN_MIN_CHARS or any(char.isdigit() for char in text) else text
+
+
+def redacted(text: str | None, secrets: Mapping[str, str] | None = None, limit: int = MAX_LOGGED_CHARS) -> str | None:
+    """Text from outside that may hold a credential (Genesys' error texts, an exception's message), as it may be
+    logged: each of ``secrets`` (value -> the stand-in that replaces it) in any spelling, Basic and Bearer
+    credentials and token-like runs replaced, then bounded to ``limit``. Replaced before the cut, so that no
+    piece of one is left at the end of what is kept. The one helper for upstream text."""
+    if text is None:
+        return None
+    for secret, stand_in in (secrets or {}).items():
+        if secret:
+            text = _respellings(secret).sub(stand_in, text)
+    text = _TOKEN_LIKE.sub(_token_stand_in, SCHEME_CREDENTIALS.sub("[credentials]", text))
+    return bounded(text, limit)
+
+
+@functools.lru_cache(maxsize=256)
+def _respellings(secret: str) -> re.Pattern[str]:
+    """Every spelling of ``secret`` a peer may echo: any case, its dashes kept, dropped or URL-encoded, and any
+    character URL-encoded (%XX, either case)."""
+    characters = [
+        f"(?:{re.escape(char)}|%{ord(char):02x})" if ord(char) < 128 else re.escape(char)
+        for char in secret
+        if char != "-"
+    ]
+    return re.compile("(?:-|%2d)?".join(characters), re.IGNORECASE)
 
 
 def guest_ref(guest_id: str) -> str:
@@ -138,6 +208,39 @@ def audit(event: str, *, warning: bool = False, debug: bool = False, **fields: A
     log(event, extra={"event": event, **fields})
 
 
+# At most this many frames of an unhandled error (a RecursionError has a thousand): the outermost few, where the
+# request entered, and the innermost, where it was raised.
+MAX_LOGGED_FRAMES = 30
+_OUTER_FRAMES = 5
+
+
+def unhandled_error(error: BaseException) -> None:
+    """The line of an exception no handler expected: its type, its message redacted and bounded, and where it
+    happened as file:line:function (never its locals, its causes' text or Powertools' rendering of it, whose
+    text is the exception's own, unredacted and unbounded)."""
+    where = [
+        f"{frame.f_code.co_filename}:{line}:{frame.f_code.co_name}"
+        for frame, line in traceback.walk_tb(error.__traceback__)
+    ]
+    if len(where) > MAX_LOGGED_FRAMES:
+        kept_inner = MAX_LOGGED_FRAMES - _OUTER_FRAMES
+        left_out = len(where) - MAX_LOGGED_FRAMES
+        where = [*where[:_OUTER_FRAMES], f"...({left_out} frames)", *where[-kept_inner:]]
+    try:
+        message = str(error)
+    except Exception:  # an exception's own __str__ may fail; its type and frames still say enough
+        message = "(the exception's text could not be read)"
+    logger.error(
+        "unhandled error",
+        extra={
+            "event": UNHANDLED_ERROR,
+            "exception_name": type(error).__name__,
+            "exception": redacted(message),
+            "stack_trace": where,
+        },
+    )
+
+
 @contextlib.contextmanager
 def upstream_segment(call: str) -> Iterator[None]:
     """One attempt at a Genesys call as an X-Ray subsegment, when the invocation is traced."""
@@ -145,8 +248,19 @@ def upstream_segment(call: str) -> Iterator[None]:
     if recording is None:
         yield
         return
-    with recording.provider.in_subsegment(name=f"Genesys {call}"):
-        yield
+    failed: BaseException | None = None
+    with recording.provider.in_subsegment(name=f"Genesys {call}") as subsegment:
+        try:
+            yield
+        except BaseException as error:
+            # Not handed to X-Ray, which would record the exception's text (a library may quote a header in it):
+            # the subsegment is marked failed with the exception's type only.
+            failed = error
+            recorded: Any = subsegment  # aws_xray_sdk's Subsegment; Powertools' protocol types part of it
+            recorded.add_fault_flag()
+            recorded.put_metadata("exception", type(error).__name__)
+    if failed is not None:
+        raise failed
 
 
 # A token request's Genesys calls that succeeded at their first attempt: folded into its outcome line as

@@ -54,6 +54,7 @@ UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-f
 
 # A DNS host name: labels of letters, digits and hyphens (not at either end), dot-separated.
 _HOST_PATTERN = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
+_DEFAULT_PORTS = {"https": 443, "wss": 443, "http": 80, "ws": 80}
 # Plain http is only acceptable to things on this machine (the emulator, `sam local` reaching the host).
 _INSECURE_HOSTS_ALLOWED = {"localhost", "host.docker.internal"}
 # An EventBridge bus name, or its ARN (PutEvents takes either).
@@ -112,17 +113,25 @@ def _int(environ: Mapping[str, str], name: str, default: int, low: int, high: in
 
 
 def _base_url(name: str, value: str, *, secure: str = "https", plain: str = "http") -> str:
+    """The URL checked and written one way: scheme and host lower-cased, the scheme's default port dropped, no
+    trailing slash. Clients write the Host header so, and a host compared in another spelling never matches."""
     try:
         parts = urlsplit(value)
         host = parts.hostname or ""
-        parts.port  # noqa: B018 (raises ValueError for a port out of range)
+        port = parts.port  # raises ValueError for a port out of range
     except ValueError:
         raise ConfigurationError(f"{name} must be a {secure} URL with a valid host and port, got {value!r}") from None
-    if parts.scheme not in (secure, plain) or not _valid_host(host) or parts.query or parts.fragment:
+    scheme = parts.scheme.lower()
+    if scheme not in (secure, plain) or not _valid_host(host) or parts.query or parts.fragment:
         raise ConfigurationError(f"{name} must be a {secure} URL with a host, got {value!r}")
-    if parts.scheme == plain and not _is_local_host(host):
+    if parts.username is not None or parts.password is not None:
+        raise ConfigurationError(f"{name} must not carry credentials, got a URL with user information")
+    if scheme == plain and not _is_local_host(host):
         raise ConfigurationError(f"{name} must use {secure} (plain {plain} only for local hosts), got {value!r}")
-    return value.rstrip("/")
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        netloc = f"{netloc}:{port}"
+    return f"{scheme}://{netloc}{parts.path}".rstrip("/")
 
 
 def _valid_host(host: str) -> bool:

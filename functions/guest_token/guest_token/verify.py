@@ -7,32 +7,35 @@
   ``exp`` claim must equal the announced one.
 - Every verified JWT: an asymmetric algorithm (never ``none`` or HMAC), a numeric ``exp`` in the future and at
   most TOKEN_LIFETIME_CEILING_SECONDS away, ``nbf`` (when present) not in the future, one CLOCK_LEEWAY; the
-  signature when GENESYS_JWKS_URL is set (pyjwt's PyJWKClient, keys cached per container).
+  signature when GENESYS_JWKS_URL is set, against a key of that JWKS (see _signing_key).
 - ``rest`` (the tutorial's contract), verified always: ``sub`` equal to the guest id and a ``scope`` claim (a
   list or a space-separated string) that covers every requested scope.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
+import json
 import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from . import observability
 from .budget import Deadline
-from .errors import TokenVerificationFailed, UpstreamTimeout, UpstreamUnavailable
+from .errors import TokenVerificationFailed, UpstreamUnavailable
+from .genesys import rest
 from .observability import logger
 from .settings import TOKEN_LIFETIME_CEILING_SECONDS, Settings
 
 if TYPE_CHECKING:
-    import jwt
     from jwt.types import Options
 
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"]
 JWKS_CACHE_SECONDS = 300
-JWKS_TIMEOUT_SECONDS = 2
+# A kid the keys in hand lack fetches the JWKS again (Genesys may have rotated its keys), unless those keys are
+# younger than this: a stream of tokens with made-up kids cannot make every request fetch.
+JWKS_REFETCH_SECONDS = 5
 # Clock difference tolerated between Genesys and Lambda, for exp and nbf alike, with or without signatures.
 CLOCK_LEEWAY_SECONDS = 30
 
@@ -43,11 +46,15 @@ class VerifiedToken:
     scopes: tuple[str, ...]
 
 
-@functools.cache
-def _jwks_client(url: str) -> jwt.PyJWKClient:
-    import jwt  # noqa: PLC0415
+@dataclass(frozen=True)
+class _KeySet:
+    keys: dict[str, Any]  # kid -> the public key of a signing JWK of the JWKS
+    fetched_at: float  # time.monotonic()
 
-    return jwt.PyJWKClient(url, cache_keys=True, lifespan=JWKS_CACHE_SECONDS, timeout=JWKS_TIMEOUT_SECONDS)
+
+# GENESYS_JWKS_URL -> its keys, per container. An entry is replaced whole and nothing is locked: no request
+# ever waits for another one's fetch.
+_key_sets: dict[str, _KeySet] = {}
 
 
 @functools.cache
@@ -107,8 +114,9 @@ def _claims(settings: Settings, token: str, deadline: Deadline, *, required: lis
     options: Options = {"require": required, "verify_iat": False, "verify_aud": False}
     try:
         if settings.jwks_url:
-            _check_algorithm(jwt.get_unverified_header(token))
-            key: Any = _signing_key(_jwks_client(settings.jwks_url), token, deadline)
+            header = jwt.get_unverified_header(token)
+            _check_algorithm(header)
+            key = _signing_key(settings.jwks_url, header, deadline)
             claims: dict[str, Any] = jwt.decode(
                 token, key, algorithms=ALGORITHMS, options=options, leeway=CLOCK_LEEWAY_SECONDS
             )
@@ -124,25 +132,24 @@ def _claims(settings: Settings, token: str, deadline: Deadline, *, required: lis
             )
             _check_algorithm(decoded["header"])
             claims = decoded["payload"]
-    except jwt.PyJWKClientConnectionError as exc:
-        cause = exc.__cause__
-        if isinstance(cause, TimeoutError) or isinstance(getattr(cause, "reason", None), TimeoutError):
-            raise UpstreamTimeout(log_detail=f"the JWKS at {settings.jwks_url} did not answer in time") from None
-        raise UpstreamUnavailable(log_detail=f"cannot fetch the JWKS from {settings.jwks_url}") from None
-    except jwt.PyJWKClientError as exc:
-        raise TokenVerificationFailed(log_detail=f"token signing key not usable: {exc}") from None
     except jwt.ExpiredSignatureError:
         raise TokenVerificationFailed(log_detail="token is already expired") from None
     except jwt.DecodeError as exc:
         if not isinstance(exc, jwt.InvalidSignatureError):  # the one DecodeError of a well-formed token
             raise TokenVerificationFailed(log_detail="Genesys returned a token that is not a JWT") from None
-        raise TokenVerificationFailed(log_detail=f"token rejected: {type(exc).__name__}: {exc}") from None
-    except jwt.InvalidTokenError as exc:
-        raise TokenVerificationFailed(log_detail=f"token rejected: {type(exc).__name__}: {exc}") from None
+        raise TokenVerificationFailed(log_detail=_rejected(exc)) from None
+    except jwt.PyJWTError as exc:
+        # InvalidTokenError and its kind; InvalidKeyError: a JWK whose key no accepted algorithm can use.
+        raise TokenVerificationFailed(log_detail=_rejected(exc)) from None
     except (TypeError, ValueError) as exc:
         # A key of one family against a header naming another (ES256 against an RSA key), odd claim types.
         raise TokenVerificationFailed(log_detail=f"token rejected: {type(exc).__name__}") from None
     return claims
+
+
+def _rejected(exc: Exception) -> str:
+    # pyjwt's messages may quote the token (its kid, say): bounded like any value from outside.
+    return f"token rejected: {type(exc).__name__}: {observability.bounded(str(exc))}"
 
 
 def _expiry(claims: dict[str, Any]) -> int:
@@ -169,23 +176,64 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _signing_key(client: jwt.PyJWKClient, token: str, deadline: Deadline) -> Any:
-    """The token's signing key from the JWKS (cached by pyjwt; fetched on a miss or an unknown kid).
+def _signing_key(url: str, header: dict[str, Any], deadline: Deadline) -> Any:
+    """The public key the token's kid names in the JWKS at ``url``: from the keys in hand while they are younger
+    than JWKS_CACHE_SECONDS, else fetched. A kid the keys in hand lack fetches them again once (Genesys may have
+    rotated its keys), unless they are younger than JWKS_REFETCH_SECONDS. So a request fetches the JWKS at
+    most once, on its own thread and within its own deadline (see _fetch_key_set)."""
+    kid = header.get("kid")  # pyjwt has checked that a kid, when present, is a string
+    if not kid:
+        raise TokenVerificationFailed(log_detail="token signing key not usable: the token names no kid")
+    cached = _key_sets.get(url)
+    if cached is not None:
+        age = time.monotonic() - cached.fetched_at
+        if age < JWKS_CACHE_SECONDS and (kid in cached.keys or age < JWKS_REFETCH_SECONDS):
+            return _key_for(cached, kid)
+    fetched = _fetch_key_set(url, deadline)
+    _key_sets[url] = fetched
+    return _key_for(fetched, kid)
 
-    urllib's timeout bounds the connect and each read, not the fetch as a whole, so the fetch runs on a worker
-    and is waited for only as long as the request has left."""
-    left = deadline.check("fetching the JWKS")
-    client.timeout = min(JWKS_TIMEOUT_SECONDS, left)
-    future = _jwks_workers().submit(client.get_signing_key_from_jwt, token)
+
+def _key_for(key_set: _KeySet, kid: str) -> Any:
+    key = key_set.keys.get(kid)
+    if key is None:
+        # The kid comes from the token: a hostile one can be of any length (600 KB once made a log line of that).
+        raise TokenVerificationFailed(
+            log_detail=f"token signing key not usable: the JWKS has no signing key with kid "
+            f"{observability.bounded(kid)}"
+        )
+    return key
+
+
+def _fetch_key_set(url: str, deadline: Deadline) -> _KeySet:
+    """The JWKS's signing keys by kid (a JWK with ``use`` "sig" or none, and a kid, as pyjwt's PyJWKClient
+    takes them), fetched as every Genesys answer is: on the request's own thread, within its deadline (urllib3's
+    total timeout, the body read in chunks until then) and at most rest.MAX_ANSWER_BYTES (rest.get_once). A
+    failed fetch is not cached: the next request tries again."""
+    import jwt  # noqa: PLC0415
+
+    answer = rest.get_once("jwks", url, deadline=deadline)
+    if answer.status != 200:
+        raise UpstreamUnavailable(
+            log_detail=f"cannot fetch the JWKS from {url}: it answered {answer.status}",
+            genesys_correlation_id=answer.correlation_id,
+        )
     try:
-        return future.result(timeout=left).key
-    except concurrent.futures.TimeoutError:
-        raise UpstreamTimeout(log_detail="the JWKS did not answer in the time left") from None
-
-
-@functools.cache
-def _jwks_workers() -> concurrent.futures.ThreadPoolExecutor:
-    return concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="jwks")
+        document = json.loads(answer.data)
+        # from_dict wants a JSON object; anything else has no "keys" either.
+        key_set = jwt.PyJWKSet.from_dict(document if isinstance(document, dict) else {})
+    except (jwt.PyJWTError, ValueError, TypeError, LookupError, RecursionError) as exc:
+        # Not JSON, no keys array, or no key pyjwt can use (it skips the unusable ones, and says so if none is).
+        raise TokenVerificationFailed(
+            log_detail=f"token signing key not usable: the JWKS at {url} holds no usable key set "
+            f"({type(exc).__name__})",
+            genesys_correlation_id=answer.correlation_id,
+        ) from None
+    keys: dict[str, Any] = {}
+    for jwk in key_set.keys:
+        if jwk.public_key_use in ("sig", None) and isinstance(jwk.key_id, str) and jwk.key_id:
+            keys.setdefault(jwk.key_id, jwk.key)
+    return _KeySet(keys=keys, fetched_at=time.monotonic())
 
 
 def _check_algorithm(header: dict[str, Any]) -> None:
@@ -203,6 +251,6 @@ def _scopes(claim: Any) -> set[str]:
 
 
 def reset() -> None:
-    """For tests: forget JWKS clients and the once-per-container warning."""
-    _jwks_client.cache_clear()
+    """For tests and SnapStart: forget the JWKS keys and the once-per-container warning."""
+    _key_sets.clear()
     _warn_claims_only.cache_clear()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeGuard
@@ -40,17 +41,20 @@ from ..errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from . import rest, retries
+from . import net, rest, retries
 
 if TYPE_CHECKING:
     from websockets.sync.client import ClientConnection
 
 CALL = "webmessaging"
+_DEFAULT_PORTS = {"wss": 443, "ws": 80}
 # Caps per attempt, so that a silent Genesys leaves time for another attempt within a 10 s function.
 OPEN_TIMEOUT_SECONDS = 4.0
 RECEIVE_TIMEOUT_SECONDS = 4.0
 CLOSE_TIMEOUT_SECONDS = 0.5
 MAX_MESSAGE_BYTES = 1 << 20
+# Guest API codes are HTTP statuses or 4xxx/5xxx; anything longer is not a code and is not logged as one.
+MAX_CODE = 99999
 SESSION_EXPIRED = 4006
 SESSION_NOT_FOUND = 4007
 RATE_LIMITED = 4029
@@ -207,24 +211,38 @@ def _connect(url: str, origin: str, attempt: retries.Attempt, deadline: Deadline
     if open_timeout <= 0:
         attempt.error = "TimeoutError"
         raise retries.Retryable(UpstreamTimeout(log_detail="no time left to open a Genesys webmessaging socket"))
+    parts = urlsplit(url)
+    started = time.monotonic()
     try:
-        socket = connect(
-            url,
-            origin=Origin(origin),
-            # The whole opening handshake (TCP, TLS, upgrade) within the time left, whatever came before.
-            open_timeout=open_timeout,
-            close_timeout=CLOSE_TIMEOUT_SECONDS,
-            compression=None,  # a few small frames: deflate would cost more than it saves
-            ping_interval=None,  # the socket lives for a few round trips, no keep-alive needed
-            proxy=None,
-            max_size=MAX_MESSAGE_BYTES,
-            user_agent_header=rest.USER_AGENT,
-        )
+        # The DNS lookup and TCP connect, bounded here (net.py): websockets' own lookup could not be. Given a
+        # socket, websockets also never follows a redirect: the session token goes only to the host configured.
+        tcp = net.open_tcp(parts.hostname or "", parts.port or _DEFAULT_PORTS[parts.scheme], open_timeout)
+        try:
+            socket = connect(
+                url,
+                sock=tcp,
+                origin=Origin(origin),
+                # The whole opening handshake (TCP, TLS, upgrade) within the time left, whatever came before.
+                open_timeout=max(0.001, open_timeout - (time.monotonic() - started)),
+                close_timeout=CLOSE_TIMEOUT_SECONDS,
+                compression=None,  # a few small frames: deflate would cost more than it saves
+                ping_interval=None,  # the socket lives for a few round trips, no keep-alive needed
+                proxy=None,
+                max_size=MAX_MESSAGE_BYTES,
+                user_agent_header=rest.USER_AGENT,
+            )
+        except BaseException:
+            tcp.close()  # websockets gave up on it, or never took it
+            raise
+    except ValueError:
+        # websockets' answer to a redirect when it was handed the socket (it cannot follow one).
+        attempt.error = "Redirect"
+        raise UpstreamError(log_detail="Genesys webmessaging redirected the WebSocket to another URL") from None
     except InvalidStatus as exc:
         response = exc.response
         attempt.status = response.status_code
         attempt.correlation_id = rest.correlation_id(response.headers)
-        raise _refused(response.status_code, response.headers.get("Retry-After"), attempt) from None
+        raise _refused(response.status_code, rest.retry_after(response.headers), attempt) from None
     except TimeoutError:
         attempt.error = "TimeoutError"
         raise retries.Retryable(
@@ -235,18 +253,22 @@ def _connect(url: str, origin: str, attempt: retries.Attempt, deadline: Deadline
         raise retries.Retryable(
             UpstreamUnavailable(log_detail=f"Genesys webmessaging unreachable ({attempt.error})")
         ) from None
-    if socket.response is not None:
-        attempt.status = socket.response.status_code
-        attempt.correlation_id = rest.correlation_id(socket.response.headers)
-    # websockets follows handshake redirects, across hosts too; the session token goes only to the host
-    # configured (as the REST calls, which never follow redirects), so a redirected socket is closed unused.
-    if socket.request is None or socket.request.headers.get("Host") != urlsplit(url).netloc:
-        socket.close()
-        raise UpstreamError(log_detail="Genesys webmessaging redirected the WebSocket to another host")
+    try:
+        if socket.response is not None:
+            attempt.status = socket.response.status_code
+            attempt.correlation_id = rest.correlation_id(socket.response.headers)
+        # websockets follows handshake redirects, across hosts too; the session token goes only to the host
+        # configured (as the REST calls, which never follow redirects), so a redirected socket is closed unused.
+        # Settings normalise the URL as websockets writes Host: lower case, no default port.
+        if socket.request is None or rest.first_header(socket.request.headers, "Host") != urlsplit(url).netloc:
+            raise UpstreamError(log_detail="Genesys webmessaging redirected the WebSocket to another host")
+    except BaseException:
+        socket.close()  # every way out but the open socket's return closes it
+        raise
     return socket
 
 
-def _refused(status: int, retry_after: str | None, attempt: retries.Attempt) -> Exception:
+def _refused(status: int, wait: int | None, attempt: retries.Attempt) -> Exception:
     detail = f"Genesys webmessaging refused the WebSocket handshake with {status}"
     correlation = attempt.correlation_id
     if status == 403:
@@ -257,9 +279,6 @@ def _refused(status: int, retry_after: str | None, attempt: retries.Attempt) -> 
             genesys_correlation_id=correlation,
         )
     if status == 429:
-        # Seconds only (Genesys' form), capped: any other value counts as absent.
-        seconds = retry_after.strip() if retry_after else ""
-        wait = min(int(seconds), rest.MAX_RETRY_AFTER_SECONDS) if seconds.isdigit() and len(seconds) <= 9 else None
         return retries.Retryable(
             RateLimited(retry_after=wait, log_detail=detail, genesys_correlation_id=correlation),
             wait=wait,
@@ -361,7 +380,7 @@ def _request(socket: ClientConnection, message: dict[str, Any], expected: str, d
                 # Capped before rounding: JSON admits Infinity, which math.ceil refuses.
                 wait = math.ceil(min(retry_after, rest.MAX_RETRY_AFTER_SECONDS))
             raise GuestApiError(RATE_LIMITED, str(body.get("errorMessage", "")), wait)
-        if kind == "string" and isinstance(code, int) and not isinstance(code, bool) and code >= 400:
+        if kind == "string" and isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= MAX_CODE:
             if code in _SESSION_GONE:
                 raise _SessionGone
             raise GuestApiError(code, body if isinstance(body, str) else "")

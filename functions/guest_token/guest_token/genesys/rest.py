@@ -33,7 +33,7 @@ from ..errors import (
     UpstreamUnavailable,
 )
 from ..settings import Settings
-from . import retries
+from . import net, retries
 
 CONNECT_TIMEOUT_SECONDS = 2.0
 READ_TIMEOUT_SECONDS = 8.0
@@ -50,16 +50,50 @@ MAX_ACCESS_TOKEN_SECONDS = 7 * 86400
 MAX_RETRY_AFTER_SECONDS = 3600
 # Parses Retry-After (seconds or an HTTP date); the attempts themselves are run by retries.attempt.
 _RETRY_AFTER = Retry(respect_retry_after_header=True)
+# RFC 6750's b64token: what an OAuth bearer token may be, and so what may go into an Authorization header.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+# ---- headers of an upstream answer: the one way they are read ----------------------------------------------
+
+
+def header_values(headers: Any, name: str) -> list[str]:
+    """Every value of header ``name`` in an upstream answer, in order: a proxy may repeat any header.
+    ``headers`` is urllib3's HTTPHeaderDict or websockets' Headers, whose get() joins or raises on repeats."""
+    if hasattr(headers, "get_all"):  # websockets
+        return [str(value) for value in headers.get_all(name)]
+    if hasattr(headers, "getlist"):  # urllib3
+        return [str(value) for value in headers.getlist(name)]
+    value = headers.get(name)
+    return [] if value is None else [str(value)]
+
+
+def first_header(headers: Any, name: str) -> str | None:
+    values = header_values(headers, name)
+    return values[0] if values else None
+
+
+def retry_after(headers: Any) -> int | None:
+    """Retry-After in whole seconds (seconds or an HTTP date), at most MAX_RETRY_AFTER_SECONDS; the longest wait
+    when the header is repeated (the most conservative reading), None when no value parses."""
+    waits = []
+    for value in header_values(headers, "Retry-After"):
+        try:
+            waits.append(_RETRY_AFTER.parse_retry_after(value.strip()))
+        except (InvalidHeader, ValueError, OverflowError):  # a value no Genesys sends: as if absent
+            continue
+    return math.ceil(min(max(waits), MAX_RETRY_AFTER_SECONDS)) if waits else None
 
 
 def correlation_id(headers: Any) -> str | None:
-    """Genesys' ININ-Correlation-Id, as logged and put in traces and events: bounded, since a hostile or broken
-    peer can send a header of any length."""
-    return observability.bounded(headers.get(CORRELATION_HEADER))
+    """Genesys' ININ-Correlation-Id (the first, if repeated), as logged and put in traces and events: bounded,
+    since a hostile or broken peer can send a header of any length."""
+    return observability.bounded(first_header(headers, CORRELATION_HEADER))
 
 
 def _new_pool() -> urllib3.PoolManager:
-    return urllib3.PoolManager(num_pools=4, maxsize=2, retries=False, headers={"User-Agent": USER_AGENT})
+    # Its DNS lookups are bounded by the connect timeout too (net.py).
+    return net.BoundedLookupPoolManager(num_pools=4, maxsize=2, retries=False, headers={"User-Agent": USER_AGENT})
 
 
 _http = _new_pool()
@@ -122,6 +156,13 @@ def request_access_token(settings: Settings, credentials: ClientCredentials, dea
                 log_detail="Genesys OAuth answered 200 without access_token and a positive integer expires_in",
                 genesys_correlation_id=answer.correlation_id,
             )
+        # Only a token that can be sent as a bearer (RFC 6750) is cached: one with CR/LF would fail every later
+        # request of the container in http.client, with the token in the exception's text.
+        if not _B64TOKEN.fullmatch(value):
+            raise UpstreamError(
+                log_detail="Genesys OAuth answered an access_token that is not an RFC 6750 bearer token",
+                genesys_correlation_id=answer.correlation_id,
+            )
         return AccessToken(value=value, expires_in=expires_in, correlation_id=answer.correlation_id)
     if answer.status in (400, 401) and (answer.status == 401 or data.get("error") == "invalid_client"):
         raise InvalidClient(
@@ -179,18 +220,9 @@ def check_access_token_accepted(call: str, answer: Answer) -> None:
         )
 
 
-# Whatever follows Basic or Bearer is a credential, whoever's it is (Genesys echoing a header, say).
-_SCHEME_CREDENTIALS = re.compile(r"\b(?:Basic|Bearer)\s+[^\s,;\"']+", re.IGNORECASE)
-
-
 def excerpt(text: str, limit: int, secrets: Mapping[str, str]) -> str:
-    """Text Genesys sent, for the log: at most ``limit`` characters, with each of ``secrets`` (value -> the
-    stand-in that replaces it, in any case) and any Basic or Bearer credential replaced before the cut, so that
-    no part of one survives at the end of the excerpt."""
-    for secret, stand_in in secrets.items():
-        if secret:
-            text = re.sub(re.escape(secret), stand_in, text, flags=re.IGNORECASE)
-    return _SCHEME_CREDENTIALS.sub("[credentials]", text)[:limit]
+    """Text Genesys sent, for the log: observability.redacted with the request's ``secrets``, cut at ``limit``."""
+    return observability.redacted(text, secrets, limit) or ""
 
 
 def _code(data: dict[str, Any], secrets: Mapping[str, str]) -> str:
@@ -232,40 +264,68 @@ def send(
     secrets = {**(secrets or {}), credential: f"[{scheme.lower() or 'authorization'} credential]"}
 
     def run(attempt: retries.Attempt) -> Answer:
-        try:
-            response = _http.request(
-                method,
-                url,
-                headers=headers,
-                body=body,
-                # total bounds connect and read together, so one attempt never outlasts the time left.
-                timeout=urllib3.Timeout(
-                    total=attempt.timeout,
-                    connect=min(CONNECT_TIMEOUT_SECONDS, attempt.timeout),
-                    read=min(READ_TIMEOUT_SECONDS, attempt.timeout),
-                ),
-                retries=False,
-                redirect=False,
-                preload_content=False,
-            )
-            data = _read_body(response, call, attempt, deadline)
-        except HTTPError as exc:
-            attempt.error = type(exc).__name__
-            # urllib3 makes a refused connection a subclass of ConnectTimeoutError; it is not a timeout.
-            if isinstance(exc, TimeoutError) and not isinstance(exc, NewConnectionError):
-                raise retries.Retryable(
-                    UpstreamTimeout(log_detail=f"Genesys {call} did not answer in time ({attempt.error})")
-                ) from None
-            raise retries.Retryable(
-                UpstreamUnavailable(log_detail=f"Genesys {call} unreachable ({attempt.error})")
-            ) from None
-        answer = _answer(response, data, secrets)
+        answer = _attempt(call, method, url, headers, body, attempt, deadline, secrets)
         attempt.status, attempt.correlation_id = answer.status, answer.correlation_id
         if answer.status in RETRYABLE_STATUSES:
             raise retries.Retryable(failure(call, answer), wait=answer.retry_after)
         return answer
 
     return retries.attempt(call, deadline, run)
+
+
+def get_once(call: str, url: str, *, deadline: Deadline) -> Answer:
+    """One GET without credentials, made once (the JWKS): bounded as every attempt of ``send`` is (its total
+    timeout is the time left, the body is read in chunks until the deadline and at most MAX_ANSWER_BYTES), on the
+    caller's thread, so nothing of it outlives the request. Any answer is returned, whatever its status; a timeout
+    raises UpstreamTimeout, another failure to get an answer UpstreamUnavailable, an answer over the cap
+    UpstreamError. No genesys_call line or latency metric: the caller reports the outcome."""
+    attempt = retries.Attempt(number=1, timeout=deadline.check(f"Genesys {call}"))
+    with observability.upstream_segment(call):
+        try:
+            return _attempt(call, "GET", url, {}, None, attempt, deadline, {})
+        except retries.Retryable as exc:  # made once: what another attempt might have fixed is the answer
+            raise exc.error from None
+
+
+def _attempt(  # noqa: PLR0917
+    call: str,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: str | None,
+    attempt: retries.Attempt,
+    deadline: Deadline,
+    secrets: Mapping[str, str],
+) -> Answer:
+    """One request and its answer, whatever its status; Retryable when no answer came (refused, dropped, slow)."""
+    try:
+        response = _http.request(
+            method,
+            url,
+            headers=headers,
+            body=body,
+            # total bounds connect and read together, so one attempt never outlasts the time left.
+            timeout=urllib3.Timeout(
+                total=attempt.timeout,
+                connect=min(CONNECT_TIMEOUT_SECONDS, attempt.timeout),
+                read=min(READ_TIMEOUT_SECONDS, attempt.timeout),
+            ),
+            retries=False,
+            redirect=False,
+            preload_content=False,
+        )
+        data = _read_body(response, call, attempt, deadline)
+    except HTTPError as exc:
+        attempt.error = type(exc).__name__
+        # urllib3 makes a refused connection a subclass of ConnectTimeoutError; it is not a timeout.
+        if isinstance(exc, TimeoutError) and not isinstance(exc, NewConnectionError):
+            raise retries.Retryable(
+                UpstreamTimeout(log_detail=f"Genesys {call} did not answer in time ({attempt.error})")
+            ) from None
+        raise retries.Retryable(
+            UpstreamUnavailable(log_detail=f"Genesys {call} unreachable ({attempt.error})")
+        ) from None
+    return _answer(response, data, secrets)
 
 
 def _read_body(response: urllib3.BaseHTTPResponse, call: str, attempt: retries.Attempt, deadline: Deadline) -> bytes:
@@ -291,15 +351,11 @@ def _read_body(response: urllib3.BaseHTTPResponse, call: str, attempt: retries.A
 
 
 def _answer(response: urllib3.BaseHTTPResponse, data: bytes, secrets: Mapping[str, str]) -> Answer:
-    try:
-        retry_after = _RETRY_AFTER.get_retry_after(response)
-    except (InvalidHeader, ValueError, OverflowError):  # a header no Genesys sends: as if absent
-        retry_after = None
     return Answer(
         status=response.status,
         data=data,
         correlation_id=correlation_id(response.headers),
-        retry_after=math.ceil(min(retry_after, MAX_RETRY_AFTER_SECONDS)) if retry_after is not None else None,
+        retry_after=retry_after(response.headers),
         secrets=secrets,
     )
 
