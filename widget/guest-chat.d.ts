@@ -27,10 +27,18 @@ export interface GuestChatOptions {
    */
   apiBaseUrl?: string | URL;
   /**
-   * Sends Genesys' keep-alive (`echo`) this often; an echo unanswered by the next one drops the socket (without
-   * waiting for a close a dead path never completes) and reconnects. Default 60; at least 10 (smaller counts as 10).
+   * Sends Genesys' keep-alive (`echo`) this often. Any frame arriving after an echo proves the path; an echo
+   * followed by no frame at all by the next one drops the socket (without waiting for a close a dead path never
+   * completes) and reconnects. Default 60; at least 30 (smaller counts as 30), the spacing Genesys' transport SDK
+   * keeps (`HEALTH_CHECK_COOL_DOWN_MILLISECONDS` in its `core/events/HealthCheckProvider.kt`).
    */
   keepAliveSeconds?: number;
+  /**
+   * Starts a new session's conversation as Genesys' SDKs do with the deployment's autostart: the guest's Presence
+   * `Join`, sent once when the token's `newSession` is true and the session is not read-only. Default false:
+   * without it the chat never sends a `Join`.
+   */
+  autoStart?: boolean;
   /** How many of the newest messages `loadHistory()` asks for. Default 25. */
   historyPageSize?: number;
 }
@@ -49,7 +57,8 @@ export declare class GuestChatError extends Error {
   /**
    * Genesys' code: 4000 (refused, e.g. a read-only session), 4006 (session expired), 4007 (session not
    * found), 4020 (missing parameter), 4029 (too many requests: waited out and sent again), 5000; or
-   * `connection_lost` (also a keep-alive unanswered), `timeout` (no WebSocket handshake or `configureSession`
+   * `connection_lost` (also a keep-alive followed by no frame, or a `ConnectionClosedEvent`: another tab or
+   * device closed the session's connections), `timeout` (no WebSocket handshake or `configureSession`
    * answer within 15 s), `session_unavailable` (gave up replacing sessions), `unavailable` (a send while the
    * chat has no session), `closed` or `http_<status>` (the history call).
    */
@@ -61,24 +70,39 @@ export declare class GuestChatError extends Error {
   /**
    * Seconds until the chat tries again by itself; null: it will not. A 4029 is waited out per message (Genesys'
    * `retryAfter` bounded to 1-300 s); reconnects back off 0.5-1 s doubling to 30 s, and replaced sessions 1 s
-   * doubling to 30 s, each restarting only once a socket has been healthy (an answered keep-alive, or 30 s open).
+   * doubling to 30 s, each restarting only once a socket has been healthy (open for 30 s).
    */
   readonly retryInSeconds: number | null;
 }
 
 export interface GuestChatEventMap {
-  /** A live text, the agent's or this guest's own (also from another tab of the same guest). */
+  /**
+   * A live text: the agent's, or this guest's own, sent from this tab or (when Genesys shows it to this socket)
+   * another tab or device of the same guest.
+   */
   message: CustomEvent<ChatMessage>;
   /** The conversation after each (re)connection, oldest first: replaces what is shown. */
   history: CustomEvent<ChatMessage[]>;
   /** The agent is typing (`type` "On", `duration` in ms). */
   typing: CustomEvent<{ type: string; duration?: number }>;
-  /** Someone joined or left; a `Disconnect` ends the conversation and the chat starts a new one. */
+  /**
+   * Someone joined or left. A `Disconnect` whose message says `metadata.readOnly` "true" ended the conversation:
+   * the chat starts a new one. Without it the chat stays open.
+   */
   presence: CustomEvent<{ type: string }>;
   statechange: CustomEvent<GuestChatState>;
   chaterror: CustomEvent<GuestChatError>;
 }
 
+/**
+ * A chat on the Guest API. It reads each frame by its `class`, whatever its `type`, as Genesys' SDKs do (the
+ * transport SDK's `shyrka/WebMessagingJson.kt`). A frame answers a request when it carries that request's
+ * `tracingId`, or when it carries none and its class fits: a `SessionResponse` the `configureSession`, an error
+ * (`string`, `TooManyRequestsErrorMessage`) the oldest unanswered request (assuming Genesys answers in order),
+ * an `Inbound` `StructuredMessage` the oldest unanswered request with the same message (else it is this
+ * guest's message from another tab or device). A `SessionExpiredEvent` replaces the session; a
+ * `ConnectionClosedEvent` reconnects; other classes are ignored.
+ */
 export interface GuestChat extends TypedEventTarget<GuestChatEventMap> {
   readonly state: GuestChatState;
   /** Joins the session of the token client's current (or next) token and follows its renewals. */

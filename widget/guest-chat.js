@@ -3,7 +3,7 @@
 import { backoff, bounded } from './guest-token-client.js';
 
 const MAX_REPLACEMENTS = 5;
-// Genesys answers these by replacing the session: expired (4006) or unknown (4007).
+// Expired, not found: a new session is needed.
 const SESSION_GONE = new Set([4006, 4007]);
 const TOO_MANY_REQUESTS = 4029;
 
@@ -27,6 +27,9 @@ class GuestChat extends EventTarget {
   #apiBaseUrl;
   #keepAliveMs;
   #pageSize;
+  #autoStart;
+  #token; // the socket's
+  #joined; // the token whose session got a Join
   #ws = null;
   #sessionToken = null;
   #state = 'idle';
@@ -37,8 +40,8 @@ class GuestChat extends EventTarget {
   #deadline;
   #healthy;
   #keepAlive;
-  #echoes = new Set();
-  #pending = new Map(); // tracingId -> request: unanswered, or waiting out a 4029
+  #echoing = false; // no frame since the last echo
+  #pending = new Map(); // tracingId -> request, oldest first
   #outbox = [];
   #ids = 0;
 
@@ -47,8 +50,10 @@ class GuestChat extends EventTarget {
     if (!options?.tokens) throw new TypeError('createGuestChat: `tokens` (a guest-token client) is required');
     this.#tokens = options.tokens;
     this.#apiBaseUrl = options.apiBaseUrl && String(new URL(options.apiBaseUrl, globalThis.location?.href));
-    this.#keepAliveMs = Math.max(10, options.keepAliveSeconds ?? 60) * 1000;
+    // The transport SDK's minimum (HealthCheckProvider.kt).
+    this.#keepAliveMs = Math.max(30, options.keepAliveSeconds ?? 60) * 1000;
     this.#pageSize = options.historyPageSize ?? 25;
+    this.#autoStart = options.autoStart;
   }
 
   get state() {
@@ -113,6 +118,7 @@ class GuestChat extends EventTarget {
 
   #connect(token) {
     this.#drop();
+    this.#token = token;
     this.#setState(this.#attempts ? 'reconnecting' : 'connecting');
     const ws = (this.#ws = new WebSocket(token.webSocketUrl));
     this.#expect(); // the handshake
@@ -122,7 +128,7 @@ class GuestChat extends EventTarget {
     ws.onclose = () => this.#lost('The chat connection was lost.', 'connection_lost');
   }
 
-  // A dead path never completes a close: the socket is dropped without waiting for it, and opened again.
+  // A dead path never completes a close: drop the socket, open another.
   #lost(message, code) {
     this.#drop();
     this.#retry(new GuestChatError(message, { code }), backoff(++this.#attempts, 30), () => {
@@ -143,7 +149,7 @@ class GuestChat extends EventTarget {
     clearTimeout(this.#deadline);
     clearTimeout(this.#healthy);
     clearInterval(this.#keepAlive);
-    this.#echoes.clear();
+    this.#echoing = false;
     const ws = this.#ws;
     this.#ws = null;
     if (ws) {
@@ -160,11 +166,13 @@ class GuestChat extends EventTarget {
 
   #request(request) {
     const tracingId = globalThis.crypto?.randomUUID?.() ?? `t${Date.now()}-${++this.#ids}`;
+    request.timer = 0;
     this.#pending.set(tracingId, request);
     if (request.configure) this.#expect();
     this.#ws?.send(JSON.stringify({ ...request.frame, token: this.#sessionToken, tracingId }));
   }
 
+  // By class, as Genesys' SDKs read frames (transport SDK shyrka/WebMessagingJson.kt): `type` tells nothing.
   #onFrame(data) {
     let frame;
     try {
@@ -173,32 +181,37 @@ class GuestChat extends EventTarget {
       return; // a proxy's error page: the socket's close says what happened
     }
     if (typeof frame !== 'object' || !frame) return;
-    const { tracingId, body } = frame;
-    const request = this.#pending.get(tracingId);
-    if (this.#echoes.delete(tracingId)) {
-      // An answered keep-alive shows a healthy path.
-      if (frame.type === 'response' && frame.code !== 200) this.#onErrorFrame(frame, {});
-      else this.#settle();
-    } else if (frame.type === 'response') {
-      if (!request) return; // an answer to someone else's request
-      this.#pending.delete(tracingId);
+    const { tracingId, body, class: kind } = frame;
+    const failed = kind === 'string' || kind === 'TooManyRequestsErrorMessage' || frame.code > 200;
+    const reply = failed || kind === 'SessionResponse';
+    this.#echoing = false; // any frame after an echo proves the path
+    // Only echoes of own messages come tagged. An untagged reply (or Inbound message) answers the oldest
+    // request it fits: our tolerant reading, that Genesys answers a socket's requests in order.
+    const same = (sent) => body?.direction === 'Inbound' && sent?.type === body.type && sent.text === body.text;
+    const mine = (r) => failed || (reply ? r.configure : same(r.frame.message));
+    const id = tracingId ?? [...this.#pending].find(([, r]) => !r.timer && mine(r))?.[0];
+    const request = (reply || kind === 'StructuredMessage') && this.#pending.get(id);
+    if (request) {
+      this.#pending.delete(id);
       if (request.configure) clearTimeout(this.#deadline);
-      if (frame.code !== 200) this.#onErrorFrame(frame, request, tracingId);
-      else if (request.configure) this.#onSession(body);
-      else request.resolve(body);
-    } else if (frame.class === 'SessionExpiredEvent') {
-      this.#replace();
-    } else if (frame.class === 'StructuredMessage' && typeof body === 'object' && body) {
-      this.#pending.delete(tracingId);
-      if (body.type === 'Text') {
+    } else if (reply && tracingId != null) return; // an answer to someone else's request
+    if (failed) this.#onErrorFrame(frame, request || {}, id);
+    else if (kind === 'SessionResponse') request?.configure && this.#onSession(body);
+    else if (kind === 'SessionExpiredEvent') this.#replace();
+    // Another tab or device closed the session's connections to start anew: join it.
+    else if (kind === 'ConnectionClosedEvent') this.#lost('Closed by another tab.', 'connection_lost');
+    else if (kind === 'StructuredMessage' && typeof body === 'object' && body) {
+      // Unmatched: the agent's, or this guest's from another tab or device.
+      if (body.type === 'Text' && !request?.echo) {
         const message = toMessage(body, false);
-        request?.resolve(message);
+        request?.resolve?.(message);
         this.#emit('message', message);
       }
       for (const event of Array.isArray(body.events) ? body.events : []) {
         const kind = String(event?.eventType).toLowerCase();
         if (kind === 'typing' || kind === 'presence') this.#emit(kind, event[kind] ?? {});
-        if (kind === 'presence' && event.presence?.type === 'Disconnect') this.#replace();
+        // Only a read-only Disconnect ends the conversation (transport SDK core/MessagingClientImpl.kt).
+        if (event?.presence?.type === 'Disconnect' && /^true$/i.test(body.metadata?.readOnly)) this.#replace();
       }
     }
   }
@@ -207,13 +220,20 @@ class GuestChat extends EventTarget {
     // Ended by the agent: the service starts a new conversation.
     if (body?.readOnly) return this.#replace();
     this.#setState('open');
-    // Backoffs restart only once the socket has proven healthy, not on every configured one.
+    // Backoffs restart only once a socket has proven healthy.
     this.#healthy = setTimeout(() => this.#settle(), 30000);
     this.#keepAlive = setInterval(() => this.#echo(), this.#keepAliveMs);
+    // As Genesys' SDKs autostart; the service configured the session first, so its token says if it is new.
+    const token = this.#token;
+    if (this.#autoStart && token.newSession && this.#joined !== token) {
+      this.#joined = token;
+      const join = { type: 'Event', events: [{ eventType: 'Presence', presence: { type: 'Join' } }] };
+      this.#request({ frame: { action: 'onMessage', message: join } });
+    }
     for (const request of this.#outbox.splice(0)) this.#request(request);
     const ws = this.#ws;
     this.loadHistory().then(
-      // A slow answer for a replaced or closed session must not show its conversation.
+      // Not for a replaced or closed session.
       (messages) => this.#ws === ws && this.#emit('history', messages),
       (error) => this.#ws === ws && this.#emit('chaterror', error),
     );
@@ -230,22 +250,22 @@ class GuestChat extends EventTarget {
       code,
       retryAfter: body?.retryAfter ?? null,
     });
-    const throttled = code === TOO_MANY_REQUESTS && request.frame;
+    const throttled = code === TOO_MANY_REQUESTS && request.frame && !request.echo;
     if (throttled) error.retryInSeconds = bounded(error.retryAfter ?? 1);
-    // A 5xxx on configureSession is reported by the reconnect, with its retryInSeconds.
+    // A 5xxx on configureSession: the reconnect reports it.
     if (!(request.configure && code >= 5000)) this.#emit('chaterror', error);
     if (throttled) {
-      // Each waits on its own timer, still pending: a lost socket resends it, close() rejects it.
+      // Still pending: a lost socket resends it, close() rejects it.
       this.#pending.set(tracingId, request);
       request.timer = setTimeout(() => {
         this.#pending.delete(tracingId);
         this.#request(request);
       }, error.retryInSeconds * 1000);
     } else if (SESSION_GONE.has(code)) {
-      this.#replace();
       if (request.resolve) this.#outbox.push(request); // sent again in the new session
+      this.#replace();
     } else if (request.configure) {
-      // A session Genesys will not configure: a 5xxx may pass, so reconnect; a 4xxx will not by itself.
+      // A 5xxx may pass, so reconnect; a 4xxx will not.
       if (code >= 5000) this.#lost(error.message, code);
       else this.#giveUp(null);
     } else {
@@ -265,7 +285,7 @@ class GuestChat extends EventTarget {
     this.#drop();
     this.#sessionToken = null;
     this.#setState('replacing');
-    // A session refused again and again must not loop: back off, then give up.
+    // Refused again and again: back off, then give up.
     const count = ++this.#replacements;
     if (count > MAX_REPLACEMENTS) {
       return this.#giveUp(new GuestChatError('No usable chat session.', { code: 'session_unavailable' }));
@@ -273,7 +293,7 @@ class GuestChat extends EventTarget {
     this.#timer = setTimeout(() => this.#tokens.refresh(), count > 1 ? backoff(count - 1, 30) * 1000 : 0);
   }
 
-  // Until the token client's next token: queued and unanswered sends are rejected, not left hanging.
+  // Until the next token: sends are rejected, not left hanging.
   #giveUp(error) {
     this.#drop();
     this.#sessionToken = null;
@@ -283,11 +303,11 @@ class GuestChat extends EventTarget {
   }
 
   #echo() {
-    if (this.#echoes.size) return this.#lost('Genesys stopped answering.', 'connection_lost');
-    const tracingId = `echo-${++this.#ids}`;
-    this.#echoes.add(tracingId);
-    const frame = { action: 'echo', message: { type: 'Text', text: 'ping' }, token: this.#sessionToken, tracingId };
-    this.#ws?.send(JSON.stringify(frame));
+    if (this.#echoing) return this.#lost('Genesys stopped answering.', 'connection_lost');
+    this.#echoing = true;
+    // Unanswered, it must not take an untagged answer meant for another request.
+    for (const [id, request] of this.#pending) if (request.echo) this.#pending.delete(id);
+    this.#request({ frame: { action: 'echo', message: { text: 'ping', type: 'Text' } }, echo: true });
   }
 
   #nextToken() {

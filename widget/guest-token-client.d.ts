@@ -55,7 +55,9 @@ export interface GuestTokenClientOptions {
    * Tries again after network errors, an answer without a token (a captive portal), 429 and 5xx with a
    * backoff (0.5-1 s doubling up to 60 s, or the answer's `Retry-After` when longer, bounded to 1-300 s) this
    * many times in a row, then every 150-300 s; and at once when the page goes back online, is shown again from
-   * the back-forward cache or becomes visible. Default 5.
+   * the back-forward cache or becomes visible. A `503` `deployment_unavailable` (the Genesys web deployment is
+   * switched off) is retried every 150-300 s from the first failure, never sooner than its `Retry-After`, and
+   * not at once on those page events. Default 5.
    */
   maxRetries?: number;
 }
@@ -65,7 +67,10 @@ export declare class GuestTokenError extends Error {
   readonly name: "GuestTokenError";
   /** HTTP status, or null when no answer arrived (network down, or CORS refused this page's origin). */
   readonly status: number | null;
-  /** The service's error code (`invalid_request`, `rate_limited`, ...), `network_error`, `invalid_response`, or `http_<status>`. */
+  /**
+   * The service's error code (`invalid_request`, `rate_limited`, `deployment_unavailable`, ...), `network_error`,
+   * `invalid_response`, or `http_<status>`.
+   */
   readonly code: string;
   /** The service's request id, for its logs. */
   readonly requestId: string | null;

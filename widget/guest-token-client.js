@@ -3,7 +3,7 @@
 export const GUEST_ID_STORAGE_KEY = 'genesys-guest-token:guest-id';
 
 const GUEST_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const SLOW_RETRY_SECONDS = 300; // after maxRetries: an outage must not leave open chats dead until a reload
+const SLOW_RETRY_SECONDS = 300; // after maxRetries: an outage must not leave open chats dead
 
 // 0.5-1 s for attempt 1, doubling up to max seconds, jittered.
 export const backoff = (attempt, max) => Math.min(max, 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
@@ -44,6 +44,7 @@ class GuestTokenClient extends EventTarget {
   #paused = false;
   #failures = 0;
   #waiting = false; // a transient failure is being retried
+  #slow = false; // the deployment is off: retried only slowly
   #timer;
   #hiddenTimer;
   #request = null;
@@ -54,7 +55,7 @@ class GuestTokenClient extends EventTarget {
     // Tabs share the guest: when one stores a new id, the others adopt it.
     this.#onStorage = (event) => {
       if (event.key !== this.#storageKey) return;
-      // Removed: another tab began a new guest; this one must not write the old id back meanwhile.
+      // Removed: another tab began a new guest; do not write the old id back.
       if (event.newValue === null) this.#guestId = null;
       else this.#adopt();
     };
@@ -73,7 +74,7 @@ class GuestTokenClient extends EventTarget {
 
   #stored() {
     const stored = attempt(() => this.#storage?.getItem(this.#storageKey));
-    // Anything but a UUID would be refused by the service; a new guest is better than a stuck widget.
+    // Anything but a UUID would be refused: a new guest is better than a stuck widget.
     return typeof stored === 'string' && GUEST_ID.test(stored) ? stored : null;
   }
 
@@ -139,9 +140,10 @@ class GuestTokenClient extends EventTarget {
     globalThis.removeEventListener?.('storage', this.#onStorage);
   }
 
-  // Back online, back from the bfcache or visible again: retry now what was failing or has expired meanwhile.
+  // Online, back from the bfcache or visible: retry now what failed or expired.
   #recheck = () => {
-    if (this.#started && !this.#paused && !this.#request && (this.#waiting || (this.#current && !this.current))) {
+    const due = this.#waiting ? !this.#slow : this.#current && !this.current;
+    if (this.#started && !this.#paused && !this.#request && due) {
       this.#failures = 0;
       this.#fetchToken();
     }
@@ -150,7 +152,7 @@ class GuestTokenClient extends EventTarget {
   #onVisibilityChange = () => {
     clearTimeout(this.#hiddenTimer);
     if (document.visibilityState === 'hidden') {
-      // A tab left in the background for long should not keep asking for tokens nobody uses.
+      // A tab hidden for long should not keep asking for tokens nobody uses.
       this.#hiddenTimer = setTimeout(() => {
         this.#paused = true;
         clearTimeout(this.#timer);
@@ -170,7 +172,7 @@ class GuestTokenClient extends EventTarget {
       this.#fetchToken();
       return;
     }
-    // A safe margin before expiry, but never more than half the token's life (short tokens exist).
+    // A margin before expiry, at most half the token's life.
     const margin = Math.min(this.#marginMs, (token.expiresIn * 1000) / 2);
     this.#later(token.expiresAt.getTime() - margin - Date.now());
   }
@@ -186,7 +188,7 @@ class GuestTokenClient extends EventTarget {
     clearTimeout(this.#timer);
     this.#request?.abort(); // a reset() must not get the previous guest's token
     const request = (this.#request = new AbortController());
-    // Another tab may have begun a new guest (a reset, a replaced session): join it rather than undo it.
+    // Another tab may have begun a new guest: join it rather than undo it.
     const sentGuestId = (this.#guestId = this.#stored() ?? this.#guestId);
     let token;
     try {
@@ -202,7 +204,7 @@ class GuestTokenClient extends EventTarget {
       if (request.signal.aborted) return; // superseded by a newer request, reset() or stop()
       this.#request = null;
       if (sentGuestId && error.status === 422 && error.details?.some((detail) => detail.field === 'guestId')) {
-        // A stored id the service refuses would be refused forever: begin a new guest instead.
+        // A stored id refused once is refused forever: begin a new guest.
         this.#forget();
         return this.#fetchToken();
       }
@@ -219,7 +221,7 @@ class GuestTokenClient extends EventTarget {
     if (request.signal.aborted) return;
     this.#request = null;
     this.#failures = 0;
-    this.#waiting = false;
+    this.#waiting = this.#slow = false;
     this.#current = token;
     this.#guestId = token.guestId;
     attempt(() => this.#storage?.setItem(this.#storageKey, token.guestId)); // only the id, never the token
@@ -231,12 +233,14 @@ class GuestTokenClient extends EventTarget {
     // Retried: what may pass by itself (a 4xx will not). Retry-After only lengthens the backoff.
     const { status, code } = error;
     this.#waiting = status === null || code === 'invalid_response' || status === 429 || status >= 500;
+    // The deployment is off (the service caches that): only slow retries.
+    this.#slow = code === 'deployment_unavailable';
     if (this.#waiting) {
       const failures = ++this.#failures;
-      error.retryInSeconds =
-        failures > this.#maxRetries
-          ? backoff(Infinity, SLOW_RETRY_SECONDS) // 150-300 s
-          : Math.max(backoff(failures, 60), error.retryAfter === null ? 0 : bounded(error.retryAfter));
+      error.retryInSeconds = Math.max(
+        failures > this.#maxRetries || this.#slow ? backoff(Infinity, SLOW_RETRY_SECONDS) : backoff(failures, 60),
+        error.retryAfter === null ? 0 : bounded(error.retryAfter),
+      );
       this.#later(error.retryInSeconds * 1000);
     }
     this.#emit('tokenerror', error, this.#onError);
@@ -264,7 +268,7 @@ async function readToken(response) {
   if (response.ok) {
     const { token, guestId, scopes, expiresIn, newSession, deploymentId, webSocketUrl } = body ?? {};
     if (typeof token === 'string' && typeof guestId === 'string' && expiresIn > 0 && (scopes === undefined || Array.isArray(scopes))) {
-      // expiresIn, not the server's expiresAt: a wrong clock on this device must not matter.
+      // expiresIn, not expiresAt: this device's clock may be wrong.
       const expiresAt = new Date(Date.now() + expiresIn * 1000);
       return { token, guestId, scopes: scopes ?? [], expiresIn, expiresAt, newSession, deploymentId, webSocketUrl };
     }

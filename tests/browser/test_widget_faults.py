@@ -26,11 +26,21 @@ SETUP = """async (options) => {
     const { createGuestTokenClient } = await import('/guest-token-client.js');
     const { createGuestChat } = await import('/guest-chat.js');
     window.events = [];
+    const at = () => Date.now(); // the page's clock
+    // When (by the page's clock) each frame went out, and its action: never the frame, which holds the session.
+    window.outgoing = [];
+    const send = WebSocket.prototype.send;
+    WebSocket.prototype.send = function (data) {
+        outgoing.push([at(), JSON.parse(data).action]);
+        return send.call(this, data);
+    };
     window.client = createGuestTokenClient({ endpoint: '/tok' });
     window.chat = createGuestChat({ tokens: client, apiBaseUrl: '/api/', ...options });
-    client.addEventListener('tokenerror', (e) => events.push(['tokenerror', e.detail.code, e.detail.retryInSeconds]));
-    for (const type of ['statechange', 'chaterror', 'history', 'message']) {
-        chat.addEventListener(type, (e) => events.push([type, e.detail?.code ?? e.detail, e.detail?.retryInSeconds]));
+    // [type, the error's code or the detail, retryInSeconds, when]
+    const record = (type) => (e) => events.push([type, e.detail?.code ?? e.detail, e.detail?.retryInSeconds, at()]);
+    client.addEventListener('tokenerror', record('tokenerror'));
+    for (const type of ['statechange', 'chaterror', 'history', 'message', 'presence', 'typing']) {
+        chat.addEventListener(type, record(type));
     }
     chat.start();
     client.start();
@@ -44,6 +54,7 @@ class Fake:
     page: Page
     guest: str = GUEST_A
     token_answer: Callable[[], dict[str, Any]] | None = None  # None: a token for ``guest``
+    new_session: bool | None = None  # the token's newSession, when set
     on_frame: Callable[[WebSocketRoute, dict[str, Any]], None] | None = None
     token_requests: int = 0
     sockets: list[WebSocketRoute] = field(default_factory=list)
@@ -64,6 +75,8 @@ class Fake:
             "deploymentId": "dep",
             "webSocketUrl": self.ws_url,
         }
+        if self.new_session is not None:
+            body["newSession"] = self.new_session
         route.fulfill(json=body)
 
     def history(self, route: Route) -> None:
@@ -88,7 +101,8 @@ class Fake:
             healthy(ws, frame)
 
     def sent_texts(self) -> list[str]:
-        return [frame["message"]["text"] for frame in self.frames if frame["action"] == "onMessage"]
+        """The texts the page sent (not its Join), in order."""
+        return [frame["message"]["text"] for frame in self.frames if "text" in frame.get("message", {})]
 
     def events(self, kind: str) -> list[list[Any]]:
         return [event for event in self.page.evaluate("events") if event[0] == kind]
@@ -102,13 +116,20 @@ class Fake:
 
 
 def answer(ws: WebSocketRoute, frame: dict[str, Any], code: int, body: Any, kind: str = "response") -> None:
-    name = "StructuredMessage" if kind == "message" else "SessionResponse"
+    """An answer tagged with ``frame``'s tracingId, of the class Genesys gives it (errors are "string")."""
+    name = "StructuredMessage" if kind == "message" else "SessionResponse" if code == 200 else "string"
     ws.send(json.dumps({"type": kind, "class": name, "code": code, "tracingId": frame["tracingId"], "body": body}))
 
 
 def throttle(ws: WebSocketRoute, frame: dict[str, Any], retry_after: int) -> None:
     """Genesys' 4029: too many requests, try again in ``retry_after`` seconds."""
-    answer(ws, frame, 429, {"errorCode": 4029, "errorMessage": "slow", "retryAfter": retry_after})
+    body = {"errorCode": 4029, "errorMessage": "slow", "retryAfter": retry_after}
+    frame = {"type": "response", "class": "TooManyRequestsErrorMessage", "code": 429, "body": body, **tag(frame)}
+    ws.send(json.dumps(frame))
+
+
+def tag(request: dict[str, Any]) -> dict[str, str]:
+    return {"tracingId": request["tracingId"]}
 
 
 def healthy(ws: WebSocketRoute, frame: dict[str, Any]) -> None:
@@ -122,6 +143,10 @@ def healthy(ws: WebSocketRoute, frame: dict[str, Any]) -> None:
 
 @pytest.fixture
 def fake(stack: LocalStack, widget: Widget) -> Iterator[Fake]:
+    yield routed(stack, widget)
+
+
+def routed(stack: LocalStack, widget: Widget) -> Fake:
     """A page on the demo's origin (which serves the modules) with the fakes routed and the clock installed."""
     page = widget.page
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(stack.demo))
@@ -133,7 +158,7 @@ def fake(stack: LocalStack, widget: Widget) -> Iterator[Fake]:
     # A real document of that origin (a fulfilled one would count as a public address space, and Chromium's
     # local network access checks would then refuse a WebSocket to 127.0.0.1); the script is shown, not run.
     page.goto(f"{origin}/demo/demo.js")
-    yield fake
+    return fake
 
 
 def start(fake: Fake, **options: Any) -> None:
@@ -261,13 +286,13 @@ def test_a_handshake_or_configure_left_unanswered_times_out_and_reconnects(fake:
 
 def test_an_unanswered_keep_alive_reconnects(fake: Fake):
     fake.on_frame = lambda ws, frame: frame["action"] != "echo" and healthy(ws, frame)
-    start(fake, keepAliveSeconds=0)  # counts as the 10 s minimum
+    start(fake, keepAliveSeconds=0)  # counts as the 30 s minimum
     opened(fake)
-    fake.run("00:09", steps=3)
-    assert [frame["action"] for frame in fake.frames] == ["configureSession"]
-    fake.run("00:12", steps=6)  # an echo at 10 s, unanswered at 20 s
-    assert fake.events("chaterror")[0][1] == "connection_lost"
-    fake.run("00:02", steps=4)
+    fake.run("01:02", steps=12)
+    (configured, _), (echoed, _), (reconfigured, _) = fake.page.evaluate("outgoing")  # one echo, then a new socket
+    lost = fake.events("chaterror")[0]
+    assert lost[1] == "connection_lost" and configured + 30_000 <= echoed and echoed + 30_000 <= lost[3] <= reconfigured
+    assert [frame["action"] for frame in fake.frames] == ["configureSession", "echo", "configureSession"]
     assert len(fake.sockets) == 2
 
 
@@ -305,6 +330,10 @@ def test_nothing_happens_after_close(fake: Fake):
     fake.hold_history = True
     start(fake)
     opened(fake)
+    for _ in range(100):  # the history call is made once the chat is open: until Playwright hands it over
+        if fake.held_history:
+            break
+        fake.page.wait_for_timeout(50)
     fake.page.evaluate("chat.close()")
     fake.answer_history(fake.held_history[0])
     fake.page.wait_for_timeout(300)
