@@ -51,6 +51,7 @@ $(STAMP): layers/dependencies/requirements.txt layers/tracing/requirements.txt l
 	@test -x $(PY) || { python=$$(devtools/find-python.sh) || exit 1; "$$python" -m venv $(VENV) || { \
 		rm -rf $(VENV); echo "Could not create $(VENV) (on Debian or Ubuntu: sudo apt-get install python3.12-venv)" >&2; \
 		exit 1; }; }
+	@echo "Installing the service's and the tests' packages into $(VENV) (a minute or two, once)..."
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check \
 		-r layers/dependencies/requirements.txt -r layers/tracing/requirements.txt \
@@ -58,12 +59,14 @@ $(STAMP): layers/dependencies/requirements.txt layers/tracing/requirements.txt l
 	@touch $@
 
 $(LAMBDA_RUNTIME_STAMP): devtools/lambda-runtime-requirements.txt $(STAMP)
+	@echo "Installing the Lambda runtime's stand-in into $(LAMBDA_RUNTIME) (once)..."
 	rm -rf $(LAMBDA_RUNTIME)
 	$(PY) -m pip install --quiet --disable-pip-version-check --only-binary=:all: \
 		--target $(LAMBDA_RUNTIME) -r devtools/lambda-runtime-requirements.txt
 	@touch $@
 
 $(CHECKOV_STAMP): devtools/checkov-requirements.txt $(STAMP)
+	@echo "Installing checkov into $(CHECKOV) (a minute, once)..."
 	rm -rf $(CHECKOV)
 	$(PY) -m venv $(CHECKOV)
 	$(CHECKOV)/bin/python -m pip install --quiet --disable-pip-version-check -r devtools/checkov-requirements.txt
@@ -87,9 +90,15 @@ test: browser lint $(LAMBDA_RUNTIME_STAMP) $(CHECKOV_STAMP)
 
 # Lambda's code directories are read-only, so modules not shipped as bytecode are compiled on every cold
 # start. .pyc files are the same on arm64 and x86_64; unchecked-hash ones stay valid after zip and unzip.
+# Two of sam build's messages are left out, as docs/deploy.md says: "requirements.txt file not found" (the
+# function's own folder has none: its dependencies are in the layers) and "Commands you can use next", whose
+# `sam deploy --guided` would contradict the deployment's step 4.
 build: $(STAMP)
 	@case "$(ARCH)" in arm64|x86_64) ;; *) echo "ARCH must be arm64 or x86_64, not '$(ARCH)'" >&2; exit 1;; esac
-	sam build --build-dir $(BUILD_DIR) --parameter-overrides Architecture=$(ARCH)
+	@echo "sam build --build-dir $(BUILD_DIR) --parameter-overrides Architecture=$(ARCH)"
+	@set -o pipefail; sam build --build-dir $(BUILD_DIR) --parameter-overrides Architecture=$(ARCH) 2>&1 | awk \
+		'/^requirements\.txt file not found/ {next} /^Commands you can use next/ {skip=1} !skip {print; fflush()} \
+		skip && /^\[\*\] Deploy:/ {skip=0}'
 	$(PY) -m devtools.pin_parameters $(BUILD_DIR)/template.yaml Architecture=$(ARCH) SecretsManagerEndpointUrl=
 	$(PY) -m compileall -q -j 0 --invalidation-mode unchecked-hash \
 		$(BUILD_DIR)/GuestTokenFunction $(BUILD_DIR)/DependenciesLayer/python $(BUILD_DIR)/TracingLayer/python \

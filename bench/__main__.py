@@ -57,6 +57,21 @@ LAMBDA_LIMIT_MB = 250
 LAYER_TARGET_MB = 40
 MARK_START = "<!-- bench:results:start -->"
 MARK_END = "<!-- bench:results:end -->"
+# BENCHMARKS.md opens with a few rows of the same run, between these markers: the first row whose measure
+# matches each pattern, in this order.
+HEADLINE_START = "<!-- bench:headline:start -->"
+HEADLINE_END = "<!-- bench:headline:end -->"
+HEADLINE = (
+    r"^Cold start, make build \(\.pyc\), webmessaging source, tracing on \(template defaults\): import \+ first",
+    r"^Cold start, make build \(\.pyc\), webmessaging source, tracing on \(template defaults\): import alone",
+    r"^Per-token latency, webmessaging source, through the handler on loopback \(tracing on",
+    r"^Per-token latency, rest source, through the handler on loopback \(tracing on",
+    r"^Warm, webmessaging source, tracing on \(template defaults\), X-Ray's default sampling: handler's own time",
+    r"^Upstream calls over \d+ warm invocations, webmessaging source",
+    r"^Size, make build \(\.pyc\): function / layer zipped$",
+    r"^Fleet, .*: one emulator without limits$",
+    r"^Throughput, `make run` local API, webmessaging source",
+)
 # GUEST_TOKEN_SOURCE: the template's default first. Each source's token request: the webmessaging source
 # refuses duration and scopes (Genesys decides a session JWT's lifetime), the rest source takes them.
 WEBMESSAGING, REST = "webmessaging", "rest"
@@ -721,6 +736,18 @@ def table(results: Results) -> str:
     return "\n".join(lines)
 
 
+def headline(results: Results) -> Results:
+    """The rows BENCHMARKS.md opens with (HEADLINE), taken from the run's own rows."""
+    rows = [next((row for row in results.rows if re.search(pattern, row[0])), None) for pattern in HEADLINE]
+    return Results(rows=[row for row in rows if row is not None])
+
+
+def replace_between(text: str, start: str, end: str, block: str) -> str:
+    """``text`` with what lies between the markers ``start`` and ``end`` (both included) replaced by ``block``."""
+    before, rest = text.split(start, 1)
+    return before + block + rest.split(end, 1)[1]
+
+
 def write_markdown(path: Path, machine_lines: list[str], results: Results, arguments: str) -> None:
     block = "\n".join(
         [
@@ -739,9 +766,22 @@ def write_markdown(path: Path, machine_lines: list[str], results: Results, argum
     text = path.read_text() if path.exists() else f"# Benchmarks\n\n{MARK_START}\n{MARK_END}\n"
     if MARK_START not in text:
         text += f"\n{MARK_START}\n{MARK_END}\n"
-    before, rest = text.split(MARK_START, 1)
-    after = rest.split(MARK_END, 1)[1]
-    path.write_text(before + block + after)
+    text = replace_between(text, MARK_START, MARK_END, block)
+    if HEADLINE_START in text:
+        date = next((line for line in machine_lines if line.startswith("- Date:")), "")
+        summary = "\n".join(
+            [
+                HEADLINE_START,
+                "Written by `make bench` from the run below; do not edit by hand.",
+                "",
+                date,
+                "",
+                table(headline(results)),
+                HEADLINE_END,
+            ]
+        )
+        text = replace_between(text, HEADLINE_START, HEADLINE_END, summary)
+    path.write_text(text)
 
 
 def main(argv: list[str] | None = None) -> int:

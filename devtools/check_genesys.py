@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"OK   the OAuth client {credentials.client_id} is accepted by {settings.oauth_base_url}", file=out)
         deployment = rest.get_deployment(settings, access_token.value, arguments.deployment_id, deadline)
     except ServiceError as error:
-        print(f"FAIL {error.log_detail or error.message} (see the README's Troubleshooting)", file=sys.stderr)
+        print(f"FAIL {error.log_detail or error.message} (see docs/operations.md, Troubleshooting)", file=sys.stderr)
         return 1
     if deployment.status != "Active":
         problems.append(f"web deployment {deployment.id} is {deployment.status}, not Active")

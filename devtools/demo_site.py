@@ -1,16 +1,22 @@
 """A web site on its own loopback origin that embeds the widget client: serves ``widget/`` (the demo page
-at ``/demo/``, the client module beside it) as a company's site would, so the browser talks to the
+at ``/demo/``, the client modules at ``/``) as a company's site would, so the browser talks to the
 guest-token API cross-origin, with CORS, as in production. Not deployed.
+
+Given a ``site_dir`` (``make run``'s ``SITE_DIR``), it serves that folder first, at ``/``: your own pages,
+on an origin the local service allows; a file the folder lacks (the modules, ``/demo/``) comes from
+``widget/``.
 
 ``/demo/config.json`` tells the page which endpoint to call and, when the site is given the Genesys
 emulator's URL, where the guest REST API is: ``/genesys/``, which forwards the one call a guest's browser
 makes, ``GET /genesys/api/v2/webmessaging/messages`` (the history, with the guest JWT), to the emulator.
-Genesys' own API answers browsers with CORS; the emulator does not, so the demo's origin relays it.
+Genesys' own API answers browsers with CORS; the emulator does not, so this site relays it, with CORS for
+any origin (a page served elsewhere can use it too).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -30,21 +36,51 @@ _http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(total=10.0))
 class DemoSite:
     """Serves ``widget/`` on ``http://host:port``; the socket is bound at construction (port 0: a free one)."""
 
-    def __init__(self, endpoint: str, host: str = "127.0.0.1", port: int = 0, genesys_api: str | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        genesys_api: str | None = None,
+        site_dir: Path | None = None,
+    ) -> None:
         settings = {"endpoint": endpoint} | ({"genesysApi": GENESYS_PREFIX} if genesys_api else {})
         config = json.dumps(settings).encode()
+        roots = [str(root) for root in (site_dir, WIDGET_DIR) if root is not None]
+        history = GENESYS_PREFIX.rstrip("/") + HISTORY_PATH
 
         class Handler(SimpleHTTPRequestHandler):
+            def translate_path(self, path: str) -> str:
+                # The first root that has it: the site's folder, then widget/.
+                for root in roots:
+                    self.directory = root
+                    translated = super().translate_path(path)
+                    if os.path.exists(translated):
+                        break
+                return translated
+
+            def do_OPTIONS(self) -> None:
+                # The preflight of a history call from another origin (its Authorization header needs one).
+                if genesys_api and urlsplit(self.path).path == history:
+                    self.send_response(204)
+                    self.send_header("Access-Control-Allow-Methods", "GET")
+                    self.send_header("Access-Control-Allow-Headers", "Authorization")
+                    self.send_header("Access-Control-Max-Age", "600")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                else:
+                    self._answer(405, "text/plain", b"Method Not Allowed\n")
+
             def do_GET(self) -> None:
                 path = urlsplit(self.path).path
-                if path == "/":
+                if path == "/" and site_dir is None:
                     self.send_response(302)
                     self.send_header("Location", "/demo/")
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                 elif path == CONFIG_PATH:
                     self._answer(200, "application/json", config)
-                elif genesys_api and path == GENESYS_PREFIX.rstrip("/") + HISTORY_PATH:
+                elif genesys_api and path == history:
                     query = urlsplit(self.path).query
                     # Only the guest's own Authorization goes on; nothing of it is logged.
                     headers = {"Authorization": self.headers.get("Authorization", "")}
@@ -67,12 +103,16 @@ class DemoSite:
 
             def end_headers(self) -> None:
                 self.send_header("Cache-Control", "no-store")  # edits to the page show on reload
+                if genesys_api and urlsplit(self.path).path == history and "Origin" in self.headers:
+                    # As Genesys' API does for browsers; no cookies are involved, only the guest's JWT.
+                    self.send_header("Access-Control-Allow-Origin", self.headers["Origin"])
+                    self.send_header("Vary", "Origin")
                 super().end_headers()
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer((host, port), partial(Handler, directory=str(WIDGET_DIR)))
+        self._server = ThreadingHTTPServer((host, port), partial(Handler, directory=roots[0]))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -80,6 +120,15 @@ class DemoSite:
     def origin(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
+
+    @property
+    def site_url(self) -> str:
+        return f"{self.origin}/"
+
+    @property
+    def history_relay(self) -> str:
+        """What a page passes as the chat's ``apiBaseUrl`` to reach the emulator's history call."""
+        return f"{self.origin}{GENESYS_PREFIX}"
 
     @property
     def demo_url(self) -> str:

@@ -41,7 +41,8 @@ A frame is ``{"type", "class", "code", "tracingId", "body"}``:
 
 A shape of a value is "string" | "integer" | "number" | "boolean" | "null" | {"array": <shape of the first element,
 or null when empty>} | {"object": {name: shape}}. Object field names are kept only when they match
-``^[A-Za-z][A-Za-z0-9_]{0,63}$``, at most ``MAX_FIELDS`` of them (sorted); the others are counted beside the
+``^[A-Za-z][A-Za-z0-9_]{0,63}$`` and do not have the digits or length of an id or a token (``is_name``: a session
+token used as a key is not a name), at most ``MAX_FIELDS`` of them (sorted); the others are counted beside the
 fields as ``"otherFields": n``. Nesting deeper than ``MAX_DEPTH`` is recorded as "deep", and not looked into. The
 history body may also be "empty" or "not-json".
 
@@ -131,8 +132,18 @@ def _fields_shape(value: Mapping[Any, Any], depth: int, other: str = "otherField
 def _names(keys: Iterable[object]) -> tuple[list[str], int]:
     """The keys that are names, sorted and at most MAX_FIELDS, and how many others there were."""
     keys = list(keys)
-    names = sorted(key for key in keys if isinstance(key, str) and NAME.fullmatch(key))[:MAX_FIELDS]
+    names = sorted(key for key in keys if isinstance(key, str) and is_name(key))[:MAX_FIELDS]
     return names, len(keys) - len(names)
+
+
+def is_name(text: str, pattern: re.Pattern[str] = NAME) -> bool:
+    """Whether ``text`` reads as a field or header name rather than a value put where a name goes (a session
+    token as a key, say): it matches ``pattern``, and has neither the digits nor the length of an id or a token
+    (4 digits or more, 20 characters or more with a digit, 32 or more, or 8 hex digits or more with a digit)."""
+    digits = sum(char.isdigit() for char in text)
+    hexadecimal = re.fullmatch(r"[0-9A-Fa-f-]{8,}", text) is not None and digits > 0
+    looks_like_a_value = digits >= 4 or (len(text) >= 20 and digits) or len(text) >= 32 or hexadecimal
+    return pattern.fullmatch(text) is not None and not looks_like_a_value
 
 
 def frame_shape(frame: object, sent_tracing_id: str | None) -> dict[str, Any]:
@@ -207,9 +218,7 @@ def _alg(header: Mapping[str, Any], name: str) -> str | None:
 
 def header_names(names: Iterable[object]) -> list[str]:
     """HTTP header names, lower-cased, deduplicated and sorted; a name no server would send becomes "other"."""
-    return sorted(
-        {name.lower() if isinstance(name, str) and HEADER_NAME.fullmatch(name) else "other" for name in names}
-    )
+    return sorted({name.lower() if isinstance(name, str) and is_name(name, HEADER_NAME) else "other" for name in names})
 
 
 def body_shape(data: bytes) -> Shape:

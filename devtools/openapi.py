@@ -28,7 +28,7 @@ def document() -> str:
             title="Genesys guest-token service",
             version="1",
             description="Short-lived Genesys Cloud Web Messaging guest tokens for browser chat widgets. "
-            "Every error is {error: {code, message, requestId}}; see README.md.",
+            "Every error is {error: {code, message, requestId}}; see docs/api.md.",
         )
     )
     # The route's body argument has a default only because Powertools never passes it (validation is off, the

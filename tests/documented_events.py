@@ -1,4 +1,4 @@
-"""The events/ files and the answers the README's table promises for each (used by more than one test)."""
+"""The events/ files and the answers docs/api.md's table promises for each (used by more than one test)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 EVENTS = REPO / "events"
-# A README row: | `events/new-guest.json` | what it sends | `200` | or `400 invalid_json` |
+# A row of docs/api.md's events table: | `events/new-guest.json` | what it sends | `200` | or `400 invalid_json` |
 ROW = re.compile(r"^\|\s*`events/([\w.-]+\.json)`\s*\|[^|]*\|\s*`(\d{3})(?: (\w+))?`\s*\|", re.MULTILINE)
 
 
 def documented_answers() -> dict[str, tuple[int, str | None]]:
-    rows = ROW.findall((REPO / "README.md").read_text())
+    rows = ROW.findall((REPO / "docs" / "api.md").read_text())
     return {name: (int(status), code or None) for name, status, code in rows}
 
 

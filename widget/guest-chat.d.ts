@@ -45,8 +45,8 @@ export interface GuestChatOptions {
 
 /**
  * `idle`: no token yet (or not started); `replacing`: getting a new session after Genesys ended or expired one;
- * `unavailable`: the token has no Web Messaging session (`rest` source), Genesys refused `configureSession`
- * with a 4xxx, or sessions kept being refused (5 replacements in a row without a healthy one); retried on the
+ * `unavailable`: the token has no Web Messaging session (`rest` source), the browser refused its `webSocketUrl`,
+ * Genesys refused `configureSession` with a 4xxx, or sessions kept being refused (5 replacements in a row without a healthy one); retried on the
  * token client's next token. `closed`: `close()`.
  */
 export type GuestChatState = "idle" | "connecting" | "open" | "reconnecting" | "replacing" | "unavailable" | "closed";
@@ -60,7 +60,10 @@ export declare class GuestChatError extends Error {
    * `connection_lost` (also a keep-alive followed by no frame, or a `ConnectionClosedEvent`: another tab or
    * device closed the session's connections), `timeout` (no WebSocket handshake or `configureSession`
    * answer within 15 s), `session_unavailable` (gave up replacing sessions), `unavailable` (a send while the
-   * chat has no session), `closed` or `http_<status>` (the history call).
+   * chat has no session), `closed`, `websocket_refused` (the browser would not open `webSocketUrl`: not a
+   * WebSocket URL, or `ws://` from an `https` page; the chat is `unavailable` until the next token), or, from
+   * the history call, `network_error` (no answer: the network, or CORS), `http_<status>` or `invalid_response`
+   * (not JSON); `guest_api_error` for a Genesys error without a code.
    */
   readonly code: number | string;
   /** HTTP status of the history call, else null. */
@@ -113,7 +116,10 @@ export interface GuestChat extends TypedEventTarget<GuestChatEventMap> {
    * may arrive twice). Rejects with `closed` after `close()`, `unavailable` while the chat has no session.
    */
   send(text: string): Promise<ChatMessage>;
-  /** The conversation so far (oldest first, texts only), through the guest REST call with the current JWT. */
+  /**
+   * The conversation so far (oldest first, texts only), through the guest REST call with the current JWT.
+   * Rejects with a `GuestChatError`: `network_error`, `http_<status>` or `invalid_response`.
+   */
   loadHistory(): Promise<ChatMessage[]>;
   /**
    * Leaves: closes the socket, rejects unsent messages and stops following the token client. Final: no event

@@ -83,18 +83,17 @@ class GuestChat extends EventTarget {
     const token = this.#tokens.current ?? (await this.#nextToken());
     const url = new URL('api/v2/webmessaging/messages', this.#restBase(token));
     url.searchParams.set('pageSize', String(this.#pageSize));
+    // Every failure a GuestChatError with a code: no answer (network, CORS), an HTTP error, no JSON.
+    const fail = (code, status = null) => {
+      throw new GuestChatError(`The history call failed: ${code}.`, { code, status });
+    };
     const response = await fetch(url, {
       headers: { Authorization: `Bearer ${token.token}` },
       credentials: 'omit',
       cache: 'no-store',
-    });
-    if (!response.ok) {
-      throw new GuestChatError(`The history call answered ${response.status}.`, {
-        code: `http_${response.status}`,
-        status: response.status,
-      });
-    }
-    const { entities } = await response.json();
+    }).catch(() => fail('network_error'));
+    if (!response.ok) fail(`http_${response.status}`, response.status);
+    const entities = (await response.json().catch(() => fail('invalid_response', response.status)))?.entities;
     return (Array.isArray(entities) ? entities : [])
       .reverse()
       .flatMap((body) => (body?.type === 'Text' ? [toMessage(body, true)] : []));
@@ -120,7 +119,13 @@ class GuestChat extends EventTarget {
     this.#drop();
     this.#token = token;
     this.#setState(this.#attempts ? 'reconnecting' : 'connecting');
-    const ws = (this.#ws = new WebSocket(token.webSocketUrl));
+    let ws;
+    try {
+      ws = this.#ws = new WebSocket(token.webSocketUrl);
+    } catch (error) {
+      // Not a WebSocket URL, or ws:// from an https page: it will not pass by itself.
+      return this.#giveUp(new GuestChatError(error.message, { code: 'websocket_refused' }));
+    }
     this.#expect(); // the handshake
     ws.onopen = () =>
       this.#request({ frame: { action: 'configureSession', deploymentId: token.deploymentId }, configure: true });
@@ -245,7 +250,7 @@ class GuestChat extends EventTarget {
 
   #onErrorFrame(frame, request, tracingId) {
     const body = frame.body;
-    const code = body?.errorCode ?? frame.code;
+    const code = body?.errorCode ?? frame.code ?? 'guest_api_error';
     const error = new GuestChatError(body?.errorMessage ?? (typeof body === 'string' ? body : 'Guest API error'), {
       code,
       retryAfter: body?.retryAfter ?? null,

@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import WebSocketRoute
 
 from tests.browser.conftest import REPO, LocalStack, Widget
-from tests.browser.test_widget_faults import Fake, opened, routed, start
+from tests.browser.test_widget_faults import Fake, assert_errors_coded, opened, routed, start
 
 pytestmark = pytest.mark.browser
 
@@ -58,6 +58,7 @@ def fake(stack: LocalStack, widget: Widget) -> Iterator[Fake]:
     routed_fake = routed(stack, widget)
     routed_fake.on_frame = genesys
     yield routed_fake
+    assert_errors_coded(routed_fake)
 
 
 def send(fake: Fake, text: str) -> str:

@@ -232,6 +232,7 @@ def test_refreshing_stops_while_the_page_is_hidden_for_long_and_resumes_when_vis
     widget.page.wait_for_timeout(200)
     assert len(widget.sent) == 1
     assert widget.text("countdown") == "expired"
+    assert widget.text("status") == "Token expired"  # the badge no longer says ready
 
     widget.page.evaluate(HIDE_PAGE, False)
     widget.wait_for_tokens(2)

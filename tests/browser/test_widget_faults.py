@@ -23,9 +23,12 @@ pytestmark = pytest.mark.browser
 GUEST_A = "6f1c1a52-59a1-4f4b-9a55-1f6a3c7e0a01"
 GUEST_B = "6f1c1a52-59a1-4f4b-9a55-1f6a3c7e0a02"
 SETUP = """async (options) => {
-    const { createGuestTokenClient } = await import('/guest-token-client.js');
-    const { createGuestChat } = await import('/guest-chat.js');
+    const { createGuestTokenClient, GuestTokenError } = await import('/guest-token-client.js');
+    const { createGuestChat, GuestChatError } = await import('/guest-chat.js');
     window.events = [];
+    // Every error a page is handed is its module's error class with a code (checked after each test).
+    window.uncoded = [];
+    const coded = (kind) => (e) => (e.detail instanceof kind && e.detail.code != null) || uncoded.push(`${e.detail}`);
     const at = () => Date.now(); // the page's clock
     // When (by the page's clock) each frame went out, and its action: never the frame, which holds the session.
     window.outgoing = [];
@@ -39,6 +42,8 @@ SETUP = """async (options) => {
     // [type, the error's code or the detail, retryInSeconds, when]
     const record = (type) => (e) => events.push([type, e.detail?.code ?? e.detail, e.detail?.retryInSeconds, at()]);
     client.addEventListener('tokenerror', record('tokenerror'));
+    client.addEventListener('tokenerror', coded(GuestTokenError));
+    chat.addEventListener('chaterror', coded(GuestChatError));
     for (const type of ['statechange', 'chaterror', 'history', 'message', 'presence', 'typing']) {
         chat.addEventListener(type, record(type));
     }
@@ -143,7 +148,14 @@ def healthy(ws: WebSocketRoute, frame: dict[str, Any]) -> None:
 
 @pytest.fixture
 def fake(stack: LocalStack, widget: Widget) -> Iterator[Fake]:
-    yield routed(stack, widget)
+    routed_fake = routed(stack, widget)
+    yield routed_fake
+    assert_errors_coded(routed_fake)
+
+
+def assert_errors_coded(fake: Fake) -> None:
+    """Every `chaterror` and `tokenerror` of the test was a GuestChatError or GuestTokenError with a code."""
+    assert fake.page.evaluate("window.uncoded ?? []") == []
 
 
 def routed(stack: LocalStack, widget: Widget) -> Fake:
@@ -422,3 +434,50 @@ def test_a_new_guest_is_not_undone_by_another_tab_refreshing_meanwhile(fake: Fak
     fake.run("00:02", steps=4)
     fake.page.wait_for_function("guest => client.guestId === guest", arg=GUEST_B)
     assert fake.page.evaluate("localStorage.getItem('genesys-guest-token:guest-id')") == GUEST_B
+
+
+@pytest.mark.parametrize(
+    ("answer", "code"),
+    [
+        ({"abort": True}, "network_error"),  # no answer: the network, or a CORS refusal
+        ({"status": 502, "body": "Bad Gateway"}, "http_502"),
+        ({"status": 200, "content_type": "text/html", "body": "<html>Log in to the Wi-Fi</html>"}, "invalid_response"),
+        ({"status": 200, "json": None}, None),  # JSON, but no entities: an empty history
+    ],
+    ids=["network", "http", "not-json", "null"],
+)
+def test_every_failure_of_the_history_call_is_a_coded_chat_error(fake: Fake, answer: dict[str, Any], code: str | None):
+    def history(route: Route) -> None:
+        if answer.get("abort"):
+            route.abort("connectionclosed")
+        elif "json" in answer:
+            route.fulfill(status=answer["status"], content_type="application/json", body="null")
+        else:
+            route.fulfill(**answer)
+
+    fake.page.route("**/api/**", history)  # the last route added is tried first
+    start(fake)
+    opened(fake)
+    loaded = "chat.loadHistory().then((messages) => messages.length, (e) => [e.name, e.code, e.retryInSeconds])"
+    if code is None:
+        fake.page.wait_for_function("events.some(([type]) => type === 'history')")
+        assert fake.events("history")[0][1] == [] and fake.page.evaluate(loaded) == 0
+        return
+    fake.page.wait_for_function("events.some(([type]) => type === 'chaterror')")
+    assert [event[1:3] for event in fake.events("chaterror")] == [[code, None]]  # reloaded on the next connection
+    assert fake.page.evaluate(loaded) == ["GuestChatError", code, None]
+    assert fake.page.evaluate("chat.state") == "open"  # the chat goes on without its history
+    assert fake.page.evaluate("chat.send('still here').then((m) => m.text)") == "still here"
+
+
+def test_a_websocket_url_the_browser_refuses_makes_the_chat_unavailable_until_the_next_token(fake: Fake):
+    # new WebSocket() throws (an invalid URL; an https page's ws:// URL would too): it will not pass by itself.
+    fake.ws_url = "ws://genesys.test:99999/v1"
+    start(fake)
+    fake.page.wait_for_function("chat.state === 'unavailable'")
+    [[_, code, retry_in, _]] = fake.events("chaterror")
+    assert (code, retry_in) == ("websocket_refused", None)
+    assert fake.page.evaluate("chat.send('hello').catch((e) => e.code)") == "unavailable"
+    fake.ws_url = "ws://genesys.test/v1"
+    fake.page.evaluate("client.refresh()")
+    opened(fake)

@@ -1,4 +1,4 @@
-"""The README's check of the Genesys side before deploying, run as written against the Genesys emulator."""
+"""The deployment's check of the Genesys side (docs/deploy.md, step 1), run as written against the Genesys emulator."""
 
 from __future__ import annotations
 
@@ -37,9 +37,10 @@ def genesys() -> Iterator[GenesysEmulator]:
 
 
 def readme_check(variables: dict[str, str]) -> list[str]:
-    lines = re.findall(r"^\.venv/bin/python -m devtools\.check_genesys .*$", (REPO / "README.md").read_text(), re.M)
+    deploy = (REPO / "docs" / "deploy.md").read_text()
+    lines = re.findall(r"^\.venv/bin/python -m devtools\.check_genesys .*$", deploy, re.M)
     [line] = [line for line in lines if "--session" not in line]  # the check; tests add --session themselves
-    # The shell's work: the variables the README sets a few lines above.
+    # The shell's work: the variables the deployment's choices set.
     return [re.sub(r"\$(\w+)", lambda match: variables[match[1]], word) for word in shlex.split(line)]
 
 
@@ -52,7 +53,7 @@ def check(
     credentials: str | None = "",
     **variables: str,
 ) -> subprocess.CompletedProcess[str]:
-    """The README's command; ``credentials`` is the file's text ("": the client's, None: no file)."""
+    """The documented command; ``credentials`` is the file's text ("": the client's, None: no file)."""
     if credentials is not None:
         text = credentials or json.dumps({"clientId": DEMO_CLIENT_ID, "clientSecret": secret})
         (tmp_path / "genesys-client.json").write_text(text)
@@ -168,7 +169,7 @@ def test_a_bad_deployment_id_or_region_is_one_line(
 def check_session(
     genesys: GenesysEmulator, tmp_path: Path, *extra: str, origins: str = VARIABLES["ORIGINS"]
 ) -> subprocess.CompletedProcess[str]:
-    """The README's command with --session (and ``extra``), its guest socket pointed at the emulator too."""
+    """The documented command with --session (and ``extra``), its guest socket pointed at the emulator too."""
     (tmp_path / "genesys-client.json").write_text(
         json.dumps({"clientId": DEMO_CLIENT_ID, "clientSecret": DEMO_CLIENT_SECRET})
     )

@@ -1,4 +1,4 @@
-"""Every file in events/ is a valid API Gateway REST proxy event that the handler answers as the README says."""
+"""Every file in events/ is a valid API Gateway REST proxy event that the handler answers as docs/api.md says."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from samtranslator.yaml_helper import yaml_parse
 from tests.documented_events import EVENTS, REPO, documented_answers, event_files
 
 
-def test_every_event_file_is_documented_in_the_readme():
+def test_every_event_file_is_documented():
     assert event_files(), "events/ is empty"
     assert set(documented_answers()) == set(event_files())
 

@@ -28,6 +28,7 @@ from devtools.genesys_emulator import (
     GenesysEmulator,
     main,
 )
+from tests.conftest import SLOW_MACHINE_SECONDS
 
 Http = urllib3.PoolManager
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -453,7 +454,7 @@ def test_delayed_answer_times_out_the_client_and_does_not_hold_up_stop() -> None
         emulator.stop()
         stop_took = time.monotonic() - started
 
-    assert stop_took < 1.0
+    assert stop_took < SLOW_MACHINE_SECONDS  # not the delayed answer's 30 s
     client.join(timeout=5)
     assert not client.is_alive()
     assert len(outcome) == 1  # the server hung up instead of answering

@@ -10,17 +10,20 @@ import uuid
 from typing import Any
 
 import pytest
-from guest_token import settings, token_events
+from guest_token import budget, settings, token_events
 from guest_token.genesys import guest_api, retries
 
 from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from tests.conftest import SLOW_MACHINE_SECONDS
 
-TRICKLED_HEADERS = b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 200  # and they never end
+TRICKLED_HEADERS = b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 200  # and they never end (45 s)
 PACE = 0.2
 
 
-def within(budget: float, started: float) -> None:
-    assert time.monotonic() - started < budget, f"{time.monotonic() - started:.2f} s under a {budget} s timeout"
+def within(seconds: float, started: float) -> None:
+    """Ended within its ``seconds`` budget, give or take a slow machine: not after the trickle's 45 s."""
+    elapsed = time.monotonic() - started
+    assert elapsed < seconds + SLOW_MACHINE_SECONDS, f"{elapsed:.2f} s under a {seconds} s timeout"
 
 
 @pytest.mark.parametrize("variable", ["GENESYS_OAUTH_BASE_URL", "GENESYS_API_BASE_URL", "SECRETS_MANAGER_ENDPOINT_URL"])
@@ -29,8 +32,14 @@ def test_headers_trickled_forever_end_at_the_deadline(invoke: Any, env: Any, hos
     started = time.monotonic()
     answer = invoke({}, timeout_seconds=3)
     within(3, started)
-    assert (answer.status, answer.error_code) == (504, "upstream_timeout")
-    assert answer.events("token_failed")
+    [failed] = answer.events("token_failed")
+    if variable == "SECRETS_MANAGER_ENDPOINT_URL" and answer.status == 503:
+        # With little time left the secret is read by a client whose reads time out after 0.6 s (credentials.QUICK):
+        # a loaded machine can leave the trickle that long without a byte, and the read then ends, as unreachable.
+        assert answer.error_code == "upstream_unavailable", failed
+        assert failed["detail"].endswith(": ReadTimeoutError"), failed
+    else:
+        assert (answer.status, answer.error_code) == (504, "upstream_timeout"), failed
 
 
 def test_a_trickling_event_bus_costs_the_event_not_the_token(
@@ -40,11 +49,16 @@ def test_a_trickling_event_bus_costs_the_event_not_the_token(
     invoke({})  # warm: the secret and the access token are cached, so the publish is what is slow
     env.setenv("AWS_ENDPOINT_URL_EVENTBRIDGE", hostile_http(b"", TRICKLED_HEADERS, PACE))
     token_events.reset()  # a client for the new endpoint
+    # Time for the publish to start (it needs PUBLISH_BUDGET_SECONDS left), however slowly the token came.
+    timeout = budget.MARGIN_SECONDS + token_events.PUBLISH_BUDGET_SECONDS + SLOW_MACHINE_SECONDS
     started = time.monotonic()
-    answer = invoke({}, timeout_seconds=3)
-    within(3, started)
+    answer = invoke({}, timeout_seconds=timeout)
+    within(timeout, started)
     assert answer.status == 200
-    assert "out of time" in answer.events("token_event_failed")[0]["reason"]
+    # The deadline ends it; or, should a loaded machine leave the trickle a second without a byte, the read's
+    # own timeout does, sooner.
+    [failed] = answer.events("token_event_failed")
+    assert "out of time" in failed["reason"] or "ReadTimeoutError" in failed["reason"], failed
 
 
 @pytest.mark.parametrize("retry_after", ["9" * 5000, "Fri, 31 Dec 99999 23:59:59 GMT"])

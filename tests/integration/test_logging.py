@@ -221,8 +221,8 @@ def test_an_unhandled_error_logs_its_type_a_redacted_message_and_where_never_the
         # Where it happened: this test's route down to the library line that refused the header.
         assert ("test_logging.py", "send_with_injected_header") in where
         assert ("client.py", "putheader") in where
-        # The README's fields, and no more: Powertools' own rendering of an exception (exc_info: the whole
-        # traceback as text, its stack_trace's "value") would carry the text as it is.
+        # The documented fields (docs/operations.md), and no more: Powertools' own rendering of an exception
+        # (exc_info: the whole traceback as text, its stack_trace's "value") would carry the text as it is.
         levels, fields = documented_audit()["unhandled_error"]
         assert line["level"] in levels and set(line) - COMMON_KEYS == fields, line
 

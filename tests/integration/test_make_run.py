@@ -1,5 +1,6 @@
 """`make run`'s server, driven by the README's own curl command: the token's claims match the request; a busy
-port stops it with a message naming the port and the variable that moves it."""
+port stops it with a message naming the port and the variable that moves it; SITE_DIR and ALLOWED_ORIGINS
+serve your own pages and allow your own origins, and it says so."""
 
 from __future__ import annotations
 
@@ -71,14 +72,17 @@ def test_make_run_serves_the_readme_curl_a_token_matching_the_request():
     try:
         wait_for_port(api, server)
         command = readme_curl().replace(":3000", f":{api}")
+        started = time.time()
         result = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=30, check=True)
+        ended = time.time()
         body = json.loads(result.stdout)
         assert json.loads(shlex.split(command)[-1]) == {}  # the webmessaging source decides lifetime and rights
 
         jwks = jwt.PyJWKClient(f"http://127.0.0.1:{genesys}/.well-known/jwks.json")
         key = jwks.get_signing_key_from_jwt(body["token"]).key
         claims = jwt.decode(body["token"], key, algorithms=["RS256"], audience=DEMO_DEPLOYMENT_ID)
-        assert claims["exp"] - 2 <= time.time() + body["expiresIn"] <= claims["exp"] + 2
+        # The token's exp less the service's clock in whole seconds, read while curl waited.
+        assert claims["exp"] - int(ended) <= body["expiresIn"] <= claims["exp"] - int(started)
         assert body["newSession"] is True and body["deploymentId"] == DEMO_DEPLOYMENT_ID
         assert body["webSocketUrl"].startswith("ws://127.0.0.1:")
         # The JWT opens the guest's history through Genesys' guest REST call.
@@ -155,3 +159,63 @@ def test_a_port_that_is_not_a_port_number_is_named_with_the_valid_range(value: s
         result.stderr
     )
     assert "Traceback" not in result.stderr and "Guest-token API" not in result.stdout
+
+
+def test_a_site_dir_that_is_not_a_folder_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "my-site"
+    result = run_local(SITE_DIR=str(missing))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"SITE_DIR (or --site) must be a folder of your pages: {str(missing)!r} is not one" in result.stderr
+    assert "Traceback" not in result.stderr and "Guest-token API" not in result.stdout
+
+
+@pytest.mark.slow
+def test_allowed_origins_from_the_environment_replace_the_local_ones_and_make_run_says_so(tmp_path: Path) -> None:
+    """`ALLOWED_ORIGINS=... SITE_DIR=... make run`: a page of your own on your own dev server's origin; the
+    folder served at the demo's origin, which the variable no longer allows."""
+    (tmp_path / "index.html").write_text("<!doctype html><title>Mine</title>")
+    env = {**os.environ, **{port.variable: "0" for port in PORTS}}
+    env |= {"ALLOWED_ORIGINS": "http://localhost:5173", "SITE_DIR": str(tmp_path)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "devtools.run_local"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert server.stdout is not None
+    lines: list[str] = []
+    try:
+        for line in server.stdout:  # until the line that says it serves
+            lines.append(line)
+            if line.startswith("Try: "):
+                break
+        printed = "".join(lines)
+        assert "Try: " in printed, printed
+
+        def shown(label: str) -> str:
+            match = re.search(rf"^{re.escape(label)}:\s+(.+)$", printed, re.MULTILINE)
+            assert match, printed
+            return match.group(1)
+
+        assert shown("Allowed origins").startswith("http://localhost:5173  ")
+        site, folder = shown("Your pages (SITE_DIR)").split("  from ")
+        assert Path(folder) == tmp_path.resolve()
+        assert urllib3.request("GET", site, timeout=5).data.startswith(b"<!doctype html><title>Mine")
+        assert urllib3.request("GET", f"{site}guest-chat.js", timeout=5).status == 200  # widget/'s, beside it
+        endpoint = shown("Guest-token API")
+        # The printed curl uses an origin the service allows.
+        [curl] = [line for line in lines if line.startswith("Try: ")]
+        assert "-H 'Origin: http://localhost:5173'" in curl
+
+        def status(origin: str) -> int:
+            headers = {"Origin": origin, "Content-Type": "application/json"}
+            return urllib3.request("POST", endpoint, body=b"{}", headers=headers, timeout=30).status
+
+        assert status("http://localhost:5173") == 200
+        assert status(site.rstrip("/")) == 403  # the demo's origin: not in the list any more
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=30)
+    assert server.returncode == 0

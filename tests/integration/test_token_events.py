@@ -1,4 +1,4 @@
-"""Token events on EventBridge (moto): every issued token reaches the bus as the README documents, without the
+"""Token events on EventBridge (moto): every issued token reaches the bus as docs/operations.md documents, without the
 token; a failure to publish is logged and counted, bounded in time, and never costs the guest its token."""
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from typing import Any
 
 import boto3
 import pytest
+from guest_token import settings
 from guest_token.observability import guest_ref
 
 from tests.conftest import ORIGIN
 
 REPO = Path(__file__).resolve().parents[2]
-README = (REPO / "README.md").read_text()
-SECTION = README[README.index("### Token events") :]
+OPERATIONS = (REPO / "docs" / "operations.md").read_text()
+SECTION = OPERATIONS[OPERATIONS.index("## Token events") :]
 GUEST = "3f2b8c1e-9a4d-4e6f-8b7a-1c2d3e4f5a6b"
 
 
@@ -35,7 +36,7 @@ def documented_detail_fields() -> set[str]:
 
 @pytest.fixture
 def subscriber(event_bus: str, env: pytest.MonkeyPatch) -> Any:
-    """A queue that a rule with the README's event pattern feeds from the bus; returns a reader of it."""
+    """A queue that a rule with the documented event pattern feeds from the bus; returns a reader of it."""
     sqs = boto3.client("sqs", region_name="us-east-1")
     events = boto3.client("events", region_name="us-east-1")
     queue_url = sqs.create_queue(QueueName="crm-sync")["QueueUrl"]
@@ -164,7 +165,14 @@ def test_a_hanging_eventbridge_is_given_up_after_one_read_timeout(invoke, env, e
     assert len(silent_server["connections"]) == 1  # one attempt: no retry doubles the guest's wait
 
 
-def test_publishing_is_skipped_when_the_request_has_too_little_time_left(invoke, subscriber):
+def test_publishing_is_skipped_when_the_request_has_too_little_time_left(invoke, env, event_bus, subscriber):
+    # A warm container (its secret and access token cached, no bus yet): the token below takes milliseconds of
+    # its short budget, not the seconds of a cold start on a busy machine.
+    env.delenv("TOKEN_EVENTS_BUS_NAME")
+    settings.reset()
+    assert invoke({}).status == 200
+    env.setenv("TOKEN_EVENTS_BUS_NAME", event_bus)
+    settings.reset()
     # 2.2 s of Lambda time is a 1.9 s budget: less than the 2 s a publish may take.
     answer = invoke({}, timeout_seconds=2.2)
     assert answer.status == 200

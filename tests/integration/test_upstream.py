@@ -6,8 +6,10 @@ import base64
 import time
 
 import pytest
+from guest_token import oauth
 
 from devtools.genesys_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from tests.conftest import StillClock
 
 # ---- OAuth access-token cache ---------------------------------------------------------------------------
 
@@ -29,13 +31,19 @@ def test_oauth_sends_client_credentials_as_genesys_expects(invoke, emulator):
     assert headers["content-type"] == "application/x-www-form-urlencoded"
 
 
-def test_the_access_token_is_refreshed_before_it_expires(invoke, emulator):
-    # expires_in is read from Genesys' answer, never assumed: 2 s means refresh after 1 s (half, < 60 s).
-    emulator.set_access_token_ttl(2)
+def test_the_access_token_is_refreshed_before_it_expires(invoke, emulator, monkeypatch):
+    # expires_in is read from Genesys' answer, never assumed: 20 s means refresh after 10 s (half, < 60 s). The
+    # cache's clock is the test's, so how long the requests take does not count (the token stays valid at
+    # Genesys, whose clock is the real one, for 20 s).
+    clock = StillClock().install(monkeypatch, oauth)
+    emulator.set_access_token_ttl(20)
     invoke({})
     invoke({})
     assert emulator.count("oauth") == 1
-    time.sleep(1.1)
+    clock.sleep(9.9)
+    assert invoke({}).status == 200
+    assert emulator.count("oauth") == 1
+    clock.sleep(0.2)
     assert invoke({}).status == 200
     assert emulator.count("oauth") == 2
 

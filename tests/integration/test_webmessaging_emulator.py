@@ -33,11 +33,13 @@ from devtools.genesys_emulator import (
     OAUTH_PATH,
     GenesysEmulator,
 )
+from tests.conftest import SLOW_MACHINE_SECONDS
 
 Http = urllib3.PoolManager
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# Every answer on a healthy socket arrives within milliseconds; this only bounds a broken test.
-WAIT = 2.0
+# Every answer on a healthy socket arrives within milliseconds; this only bounds a broken test, and is no time
+# a busy machine could take for an answer.
+WAIT = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -809,8 +811,9 @@ def test_stop_returns_promptly_with_a_silent_socket_open() -> None:
     with connect(f"{emulator.webmessaging_url}/v1?deploymentId={DEMO_DEPLOYMENT_ID}", open_timeout=WAIT) as ws:
         try:
             configure(ws, "t")
+            asked = int(time.time())
             exp = get_jwt(ws, "t")["body"]["exp"]
-            assert int(time.time()) + 55 <= exp <= int(time.time()) + 60
+            assert asked + 60 <= exp <= int(time.time()) + 60  # its clock when it answered, plus the lifetime
             emulator.add_fault("get-jwt", silent=True)
             send(ws, "getJwt", token="t")
             with pytest.raises(TimeoutError):
@@ -820,7 +823,7 @@ def test_stop_returns_promptly_with_a_silent_socket_open() -> None:
             emulator.stop()
             stop_took = time.monotonic() - started
 
-        assert stop_took < 1.0
+        assert stop_took < SLOW_MACHINE_SECONDS  # promptly: not held up by the silent socket
         with pytest.raises(ConnectionClosed):  # the server said goodbye instead of answering
             ws.recv(timeout=WAIT)
 

@@ -20,7 +20,7 @@ from aws_lambda_powertools.shared import constants as powertools_constants
 from tests.template.cloudformation import REPO, evaluate, expand
 
 PACKAGE = REPO / "functions" / "guest_token" / "guest_token"
-README = (REPO / "README.md").read_text()
+API_DOC = (REPO / "docs" / "api.md").read_text()
 SECRET_ARN = (
     "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:"
     "secret:${GenesysCredentialsSecretName}-??????"
@@ -325,7 +325,7 @@ def test_json_schema_never_sees_padding_so_the_function_caps_the_size(cap):
     # 5 MB of whitespace parses to {}: no model can refuse it, which is why the function refuses large bodies.
     padded = "{" + " " * 5_000_000 + "}"
     assert list(cap.iter_errors(json.loads(padded))) == []
-    paragraph = README[README.index("**Body cap.**") :].split("\n\n", 1)[0]
+    paragraph = API_DOC[API_DOC.index("**Body cap.**") :].split("\n\n", 1)[0]
     assert "16 KiB" in paragraph and "413" in paragraph and "payload_too_large" in paragraph
     assert "kilobytes" not in paragraph  # the old claim that the model bounded the size
 

@@ -1,4 +1,4 @@
-"""The package `sam build` produces, run the way Lambda runs it, answers every events/ file as the README says.
+"""The package `sam build` produces, run the way Lambda runs it, answers every events/ file as docs/api.md says.
 
 No Docker: AWS's runtime interface emulator (the `aws-lambda-rie` binary inside aws-sam-cli) runs
 `python -m awslambdaric` with the built function as the task root and the built layer's `python/` where Lambda

@@ -1,5 +1,5 @@
-"""The template's observability: the dashboard reads only metrics the code records, the alarms watch what the
-README says, token events may go to one bus only when one is set, and tracing follows one parameter."""
+"""The template's observability: the dashboard reads only metrics the code records, the alarms watch what
+docs/operations.md says, token events may go to one bus only when one is set, and tracing follows one parameter."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from samtranslator.yaml_helper import yaml_parse
 from tests.template.cloudformation import evaluate, expand
 
 REPO = Path(__file__).resolve().parents[2]
-README = (REPO / "README.md").read_text()
+OPERATIONS = (REPO / "docs" / "operations.md").read_text()
+CONFIGURATION = (REPO / "docs" / "configuration.md").read_text()
 ALARMS = ("SuccessRateAlarm", "LatencyAlarm", "ServerErrorAlarm", "RateLimitedAlarm")
 PSEUDO_PARAMETERS = {"AWS::Region", "AWS::StackName", "AWS::AccountId", "AWS::Partition", "AWS::URLSuffix"}
 # The AWS metrics the dashboard may show, with the dimension each is read by.
@@ -46,7 +47,7 @@ def expanded() -> dict[str, Any]:
 
 
 def documented_metrics() -> dict[str, list[list[str]]]:
-    rows = re.findall(r"^\| `(\w+)` \| `[\w/]+` \| ((?:`\[[\w, ]*\]` ?)+) \|", README, re.MULTILINE)
+    rows = re.findall(r"^\| `(\w+)` \| `[\w/]+` \| ((?:`\[[\w, ]*\]` ?)+) \|", OPERATIONS, re.MULTILINE)
     return {name: [group.split(", ") for group in re.findall(r"`\[([\w, ]*)\]`", sets)] for name, sets in rows}
 
 
@@ -226,8 +227,8 @@ def test_the_rate_limited_alarm_counts_the_429_lines_of_the_stage_access_log(res
     assert properties["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     assert properties["Threshold"] == {"Ref": "RateLimitedAlarmThreshold"}
     assert template["Parameters"]["RateLimitedAlarmThreshold"]["Default"] == 60
-    row = [line.strip() for line in README.splitlines() if line.strip().startswith("| `RateLimitedAlarm` |")]
-    assert row and "`RateLimitedAlarmThreshold` (`60`)" in row[0], "the README's alarms table misses it"
+    row = [line.strip() for line in OPERATIONS.splitlines() if line.strip().startswith("| `RateLimitedAlarm` |")]
+    assert row and "`RateLimitedAlarmThreshold` (`60`)" in row[0], "the alarms table of docs/operations.md misses it"
 
 
 @pytest.mark.parametrize("name", ALARMS)
@@ -287,7 +288,7 @@ def test_the_dashboard_url_is_an_output(template):
 
 
 def test_every_parameter_is_documented_with_its_default(template):
-    table = README[README.index("### Template parameters") : README.index("## Deploying")]
+    table = CONFIGURATION[CONFIGURATION.index("## Settings") :].split("\n## ", 1)[0]
     for name, parameter in template["Parameters"].items():
         [row] = [line for line in table.splitlines() if line.startswith("|") and f"`{name}`" in line.split("|")[1]]
         default = parameter.get("Default")

@@ -131,10 +131,11 @@ def test_make_build_packages_the_default_arm64_function_and_layer_and_pins_arm64
     assert "aarch64" in wheel.read_text(), "the signature layer's cryptography is not arm64"
 
 
-def test_every_template_variable_and_parameter_is_documented_in_the_readme(function, template):
-    readme = (REPO / "README.md").read_text()
+def test_every_template_variable_and_parameter_is_documented_in_the_settings_table(function, template):
+    configuration = (REPO / "docs" / "configuration.md").read_text()
+    table = configuration[configuration.index("## Settings") :].split("\n## ", 1)[0]
     for name in [*function["Environment"]["Variables"], *template["Parameters"]]:
-        assert f"`{name}`" in readme, f"{name} is not documented in README.md"
+        assert f"`{name}`" in table, f"{name} is not documented in docs/configuration.md's settings table"
 
 
 def test_the_handler_path_resolves_to_the_lambda_handler(function):

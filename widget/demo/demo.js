@@ -51,6 +51,8 @@ function countdown() {
   const token = client.current;
   if (!token) {
     $('countdown').textContent = received ? 'expired' : '—';
+    // The badge is the token's: a dropped socket leaves it green (the chat's header shows that), expiry does not.
+    if (received && $('status').dataset.state === 'ready') setStatus('waiting', 'Token expired');
     return;
   }
   const left = Math.max(0, Math.round((token.expiresAt.getTime() - Date.now()) / 1000));
@@ -101,13 +103,15 @@ const CHAT_STATES = {
 let typingTimer;
 
 function show(message) {
-  if (message.id && document.querySelector(`#messages li[data-id="${CSS.escape(message.id)}"]`)) return;
+  const shown = message.id && document.querySelector(`#messages li[data-id="${CSS.escape(message.id)}"]`);
+  if (shown) return shown;
   const item = document.createElement('li');
   Object.assign(item.dataset, { from: message.from, id: message.id ?? '' });
   item.textContent = message.text;
   $('messages').append(item);
   $('messages').scrollTop = $('messages').scrollHeight;
   if (message.from === 'agent') $('typing').hidden = true;
+  return item;
 }
 
 chat.addEventListener('statechange', ({ detail: state }) => {
@@ -118,8 +122,10 @@ chat.addEventListener('statechange', ({ detail: state }) => {
   log('chat', `chat ${state}`, { state });
 });
 chat.addEventListener('history', ({ detail: messages }) => {
+  const unsent = $('messages').querySelectorAll('li[data-pending]'); // still waiting: keep them below
   $('messages').replaceChildren();
   messages.forEach(show);
+  $('messages').append(...unsent);
   log('chat', `history loaded: ${messages.length} messages`, { history: messages.length });
 });
 chat.addEventListener('message', ({ detail: message }) => show(message));
@@ -140,7 +146,20 @@ $('composer').addEventListener('submit', (event) => {
   const text = $('message-input').value.trim();
   if (!text) return;
   $('message-input').value = '';
-  chat.send(text).catch(() => {}); // the failure is shown by the chaterror listener
+  // Shown at once as pending: while the chat (re)connects, send() keeps it and sends it once connected.
+  const pending = show({ from: 'guest', text });
+  pending.dataset.pending = 'sending';
+  chat.send(text).then(
+    (message) => {
+      pending.remove();
+      show(message); // usually shown already, by the `message` event
+    },
+    (error) => {
+      // Refused (`unavailable`: no session; `closed`), or a Genesys error such as 4000 on a read-only session.
+      Object.assign(pending.dataset, { pending: 'failed', code: error.code });
+      log('error', `message not sent: ${error.code}`, { code: String(error.code), retryIn: '' });
+    },
+  );
 });
 
 $('origin').textContent = location.origin;

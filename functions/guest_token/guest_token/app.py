@@ -193,9 +193,11 @@ def handle_unexpected(error: Exception) -> Response[Any]:
 
 def _error_response(error: ServiceError, extra_headers: dict[str, str] | None = None) -> Response[Any]:
     headers = {"Cache-Control": "no-store", **(extra_headers or {})}
-    if error.status in (503, 504) and error.retry_after is None and not isinstance(error, ConfigurationError):
+    if error.status in (503, 504) and not isinstance(error, ConfigurationError):
+        # The error's own wait (a deployment's next read) or the time spent, within the documented range.
         spent = time.perf_counter() - app.context.get("started", time.perf_counter())
-        error.retry_after = min(MAX_RETRY_AFTER_SECONDS, max(MIN_RETRY_AFTER_SECONDS, math.ceil(spent)))
+        wait = error.retry_after if error.retry_after is not None else math.ceil(spent)
+        error.retry_after = min(MAX_RETRY_AFTER_SECONDS, max(MIN_RETRY_AFTER_SECONDS, wait))
     if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)
         # Cross-origin scripts see only CORS-safelisted headers unless told; the widget must read this one.

@@ -4,7 +4,7 @@ Powertools reads POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE and POWER
 Nothing here is ever given a token, an access token, a client secret or an Authorization header, but for text
 that may hold one (an unexpected exception's), which ``redacted`` and ``unhandled_error`` redact before logging.
 Libraries' loggers are held at WARNING, whatever level Lambda's log controls give the root logger.
-The README's "Operating the service" section documents every audit event and metric named here.
+docs/operations.md documents every audit event and metric named here.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def trace_aws_calls() -> None:
         tracer.patch(("botocore",))
 
 
-# Audit entries: one "event" key names the entry; the README documents the fields of each.
+# Audit entries: one "event" key names the entry; docs/operations.md documents the fields of each.
 REQUEST_RECEIVED = "token_request_received"
 TOKEN_ISSUED = "token_issued"
 TOKEN_FAILED = "token_failed"
@@ -169,30 +169,66 @@ def _token_stand_in(run: re.Match[str]) -> str:
     return REDACTED if len(text) >= _TOKEN_MIN_CHARS or any(char.isdigit() for char in text) else text
 
 
+# A secret is found in text by any WINDOW of its letters and digits in a row, whatever stands between them
+# (dashes, spaces, colons, invisible characters), in any case, or %-encoded: 12 of a UUID's hex digits are 48
+# random bits, which no other text matches by chance.
+SECRET_WINDOW = 12
+# Redaction reads at most this many times the characters it keeps: enough for every stand-in to shorten what it
+# replaced, and a bound on the work a megabyte of hostile text can cause.
+_READ_FACTOR = 8
+_PERCENT_ENCODED = re.compile(r"%([0-9A-Fa-f]{2})")
+
+
 def redacted(text: str | None, secrets: Mapping[str, str] | None = None, limit: int = MAX_LOGGED_CHARS) -> str | None:
-    """Text from outside that may hold a credential (Genesys' error texts, an exception's message), as it may be
-    logged: each of ``secrets`` (value -> the stand-in that replaces it) in any spelling, Basic and Bearer
-    credentials and token-like runs replaced, then bounded to ``limit``. Replaced before the cut, so that no
-    piece of one is left at the end of what is kept. The one helper for upstream text."""
+    """Text from outside that may hold a credential (Genesys' error texts, a token's kid, an exception's
+    message), as it may be logged: each of ``secrets`` (value -> the stand-in that replaces it) wherever any
+    SECRET_WINDOW of its letters and digits appear in a row (respelt in any case, with any separators, or
+    %-encoded), Basic and Bearer credentials and token-like runs replaced, then bounded to ``limit``. Replaced
+    before the cut, so that no piece of one is left at the end of what is kept. The one helper for text from
+    outside."""
     if text is None:
         return None
+    total = len(text)
+    text = text[: limit * _READ_FACTOR]
     for secret, stand_in in (secrets or {}).items():
-        if secret:
-            text = _respellings(secret).sub(stand_in, text)
+        text = _masked(text, secret, stand_in)
     text = _TOKEN_LIKE.sub(_token_stand_in, SCHEME_CREDENTIALS.sub("[credentials]", text))
-    return bounded(text, limit)
+    shown = bounded(text, limit) or ""
+    return shown if total <= limit or shown.endswith("chars)") else f"{shown}...({total} chars)"
 
 
-@functools.lru_cache(maxsize=256)
-def _respellings(secret: str) -> re.Pattern[str]:
-    """Every spelling of ``secret`` a peer may echo: any case, its dashes kept, dropped or URL-encoded, and any
-    character URL-encoded (%XX, either case)."""
-    characters = [
-        f"(?:{re.escape(char)}|%{ord(char):02x})" if ord(char) < 128 else re.escape(char)
-        for char in secret
-        if char != "-"
-    ]
-    return re.compile("(?:-|%2d)?".join(characters), re.IGNORECASE)
+def _masked(text: str, secret: str, stand_in: str) -> str:
+    """``text`` with every span that spells SECRET_WINDOW or more letters and digits of ``secret`` in a row
+    replaced by ``stand_in``."""
+    wanted = "".join(char for char in secret.lower() if char.isalnum())
+    if not wanted:
+        return text
+    window = min(SECRET_WINDOW, len(wanted))
+    pieces = {wanted[start : start + window] for start in range(len(wanted) - window + 1)}
+    # The text's letters and digits, lower-cased and %-decoded, each with the span of text it came from.
+    letters: list[str] = []
+    spans: list[tuple[int, int]] = []
+    position = 0
+    while position < len(text):
+        encoded = _PERCENT_ENCODED.match(text, position)
+        end = encoded.end() if encoded else position + 1
+        char = chr(int(encoded.group(1), 16)) if encoded else text[position]
+        if char.isalnum():
+            letters.append(char.lower())
+            spans.append((position, end))
+        position = end
+    stream = "".join(letters)
+    masked: list[tuple[int, int]] = []
+    for start in range(len(stream) - window + 1):
+        if stream[start : start + window] in pieces:
+            first, last = spans[start][0], spans[start + window - 1][1]
+            if masked and first <= masked[-1][1]:
+                masked[-1] = (masked[-1][0], last)
+            else:
+                masked.append((first, last))
+    for first, last in reversed(masked):
+        text = f"{text[:first]}{stand_in}{text[last:]}"
+    return text
 
 
 def guest_ref(guest_id: str) -> str:

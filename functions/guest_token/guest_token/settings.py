@@ -55,6 +55,8 @@ UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-f
 # A DNS host name: labels of letters, digits and hyphens (not at either end), dot-separated.
 _HOST_PATTERN = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
 _DEFAULT_PORTS = {"https": 443, "wss": 443, "http": 80, "ws": 80}
+# What precedes the host in a URL: user information, which may be a password.
+_USER_INFORMATION = re.compile(r"^([^:/?#]*://)[^/?#]*@")
 # Plain http is only acceptable to things on this machine (the emulator, `sam local` reaching the host).
 _INSECURE_HOSTS_ALLOWED = {"localhost", "host.docker.internal"}
 # An EventBridge bus name, or its ARN (PutEvents takes either).
@@ -112,26 +114,37 @@ def _int(environ: Mapping[str, str], name: str, default: int, low: int, high: in
     return value
 
 
-def _base_url(name: str, value: str, *, secure: str = "https", plain: str = "http") -> str:
-    """The URL checked and written one way: scheme and host lower-cased, the scheme's default port dropped, no
-    trailing slash. Clients write the Host header so, and a host compared in another spelling never matches."""
+def _base_url(name: str, value: str, *, secure: str = "https", plain: str = "http", path: bool = True) -> str:
+    """The URL checked and written one way: scheme and host lower-cased (a final dot dropped), the scheme's
+    default port dropped, no trailing slash. Clients write the Host header so, and a host compared in another
+    spelling never matches. ``path``: whether the URL may have one (the Guest API's base may not: the code
+    appends /v1)."""
+    shown = _shown(value)
     try:
         parts = urlsplit(value)
-        host = parts.hostname or ""
+        host = (parts.hostname or "").removesuffix(".")
         port = parts.port  # raises ValueError for a port out of range
     except ValueError:
-        raise ConfigurationError(f"{name} must be a {secure} URL with a valid host and port, got {value!r}") from None
+        raise ConfigurationError(f"{name} must be a {secure} URL with a valid host and port, got {shown}") from None
     scheme = parts.scheme.lower()
-    if scheme not in (secure, plain) or not _valid_host(host) or parts.query or parts.fragment:
-        raise ConfigurationError(f"{name} must be a {secure} URL with a host, got {value!r}")
     if parts.username is not None or parts.password is not None:
         raise ConfigurationError(f"{name} must not carry credentials, got a URL with user information")
+    if scheme not in (secure, plain) or not _valid_host(host) or parts.query or parts.fragment or port == 0:
+        raise ConfigurationError(f"{name} must be a {secure} URL with a host, got {shown}")
+    if not path and parts.path.strip("/"):
+        raise ConfigurationError(f"{name} must be a {secure} URL without a path, got {shown}")
     if scheme == plain and not _is_local_host(host):
-        raise ConfigurationError(f"{name} must use {secure} (plain {plain} only for local hosts), got {value!r}")
+        raise ConfigurationError(f"{name} must use {secure} (plain {plain} only for local hosts), got {shown}")
     netloc = f"[{host}]" if ":" in host else host
     if port is not None and port != _DEFAULT_PORTS[scheme]:
         netloc = f"{netloc}:{port}"
     return f"{scheme}://{netloc}{parts.path}".rstrip("/")
+
+
+def _shown(value: str) -> str:
+    """A setting's value as an error may quote it: any user information (a password) left out, bounded."""
+    value = _USER_INFORMATION.sub(r"\1[user information]@", value)
+    return repr(value[:200] + ("..." if len(value) > 200 else ""))
 
 
 def _valid_host(host: str) -> bool:
@@ -160,7 +173,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     region = environ.get("GENESYS_REGION", "").strip().lower() or DEFAULT_REGION
     if region not in GENESYS_REGIONS:
         raise ConfigurationError(
-            f"GENESYS_REGION must be one of Genesys' regions ({', '.join(GENESYS_REGIONS)}), got {region[:100]!r}"
+            f"GENESYS_REGION must be one of Genesys' regions ({', '.join(GENESYS_REGIONS)}), got {_shown(region)}"
         )
 
     allowed_scopes = tuple(dict.fromkeys(_split(environ.get("ALLOWED_SCOPES", "")))) or DEFAULT_ALLOWED_SCOPES
@@ -172,7 +185,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
 
     guest_token_path = environ.get("GENESYS_GUEST_TOKEN_PATH", "").strip() or DEFAULT_GUEST_TOKEN_PATH
     if not guest_token_path.startswith("/"):
-        raise ConfigurationError(f"GENESYS_GUEST_TOKEN_PATH must start with '/', got {guest_token_path!r}")
+        raise ConfigurationError(f"GENESYS_GUEST_TOKEN_PATH must start with '/', got {_shown(guest_token_path)}")
 
     jwks_url = environ.get("GENESYS_JWKS_URL", "").strip()
     # pyjwt checks signatures with cryptography, which ships in its own layer (template.yaml attaches it only
@@ -184,16 +197,20 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         )
     source = environ.get("GUEST_TOKEN_SOURCE", "").strip().lower() or SOURCE_WEBMESSAGING
     if source not in GUEST_TOKEN_SOURCES:
-        raise ConfigurationError(f"GUEST_TOKEN_SOURCE must be one of {', '.join(GUEST_TOKEN_SOURCES)}, got {source!r}")
+        raise ConfigurationError(
+            f"GUEST_TOKEN_SOURCE must be one of {', '.join(GUEST_TOKEN_SOURCES)}, got {_shown(source)}"
+        )
     deployment_id = environ.get("GENESYS_DEPLOYMENT_ID", "").strip() or None
     if source == SOURCE_WEBMESSAGING and deployment_id is None:
         raise ConfigurationError("GENESYS_DEPLOYMENT_ID is not set (required when GUEST_TOKEN_SOURCE is webmessaging)")
     if deployment_id is not None and not UUID_PATTERN.fullmatch(deployment_id):
-        raise ConfigurationError(f"GENESYS_DEPLOYMENT_ID must be a web deployment id (a UUID), got {deployment_id!r}")
+        raise ConfigurationError(
+            f"GENESYS_DEPLOYMENT_ID must be a web deployment id (a UUID), got {_shown(deployment_id)}"
+        )
     secrets_endpoint = environ.get("SECRETS_MANAGER_ENDPOINT_URL", "").strip()
     bus = environ.get("TOKEN_EVENTS_BUS_NAME", "").strip()
     if bus and not _EVENT_BUS_PATTERN.fullmatch(bus):
-        raise ConfigurationError(f"TOKEN_EVENTS_BUS_NAME must be an EventBridge bus name or ARN, got {bus!r}")
+        raise ConfigurationError(f"TOKEN_EVENTS_BUS_NAME must be an EventBridge bus name or ARN, got {_shown(bus)}")
     _tracing(environ)  # a bad value answers 500 naming the variable, like every other setting
     return Settings(
         allowed_origins=frozenset(_split(environ.get("ALLOWED_ORIGINS", ""))),
@@ -212,6 +229,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             environ.get("GENESYS_WEBMESSAGING_BASE_URL", "").strip() or f"wss://webmessaging.{region}",
             secure="wss",
             plain="ws",
+            path=False,
         ),
         deployment_cache_seconds=_int(environ, "DEPLOYMENT_CACHE_SECONDS", DEFAULT_DEPLOYMENT_CACHE_SECONDS, 0, 86400),
         deployment_unavailable_cache_seconds=_int(
@@ -243,7 +261,7 @@ def _bool(environ: Mapping[str, str], name: str) -> bool:
     try:
         return strtobool(raw)
     except ValueError:
-        raise ConfigurationError(f"{name} must be true or false, got {raw!r}") from None
+        raise ConfigurationError(f"{name} must be true or false, got {_shown(raw)}") from None
 
 
 def _tracing(environ: Mapping[str, str]) -> bool:

@@ -82,7 +82,7 @@ def _from_webmessaging(
         # Sent on as the socket's Origin header, which must be ASCII: a caller's mistake, not an outage.
         raise OriginNotAllowed(log_detail="the Origin header is not printable ASCII")
     deployment = _deployment(settings, deployment_id, deadline)
-    if deployment.status != ACTIVE:
+    if deployment.status is not None and deployment.status != ACTIVE:
         raise DeploymentUnavailable(
             log_detail=f"web deployment {deployment_id} is {deployment.status[:30]}, not {ACTIVE}",
             genesys_correlation_id=deployment.correlation_id,
@@ -144,18 +144,19 @@ def _deployment(settings: Settings, deployment_id: str, deadline: Deadline) -> r
         settings, deadline, lambda access_token: rest.get_deployment(settings, access_token, deployment_id, deadline)
     )
     seconds = (
-        settings.deployment_cache_seconds
-        if deployment.status == ACTIVE
-        else settings.deployment_unavailable_cache_seconds
+        settings.deployment_unavailable_cache_seconds
+        if deployment.status is not None and deployment.status != ACTIVE
+        else settings.deployment_cache_seconds
     )
     _cached = _Cached(deployment, time.monotonic() + seconds)
     return deployment
 
 
 def _seconds_until_reread() -> int:
-    """When the cached deployment is read again, in whole seconds (at least 1): the widget's Retry-After."""
+    """When the cached deployment is read again, in whole seconds: the widget's Retry-After (app.py keeps it
+    within the range every 503 carries)."""
     left = _cached.fresh_until - time.monotonic() if _cached is not None else 0.0
-    return max(1, math.ceil(left))
+    return math.ceil(left)
 
 
 def _forget_deployment() -> None:

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import time
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from jwt.types import Options
 
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"]
+# JWS algorithm names registered with IANA (RFC 7518, RFC 8037, RFC 8812): the ones a log line may name.
+REGISTERED_ALGORITHMS = frozenset({*ALGORITHMS, "HS256", "HS384", "HS512", "none", "EdDSA", "ES256K"})
 JWKS_CACHE_SECONDS = 300
 # A kid the keys in hand lack fetches the JWKS again (Genesys may have rotated its keys), unless those keys are
 # younger than this: a stream of tokens with made-up kids cannot make every request fetch.
@@ -149,7 +152,7 @@ def _claims(settings: Settings, token: str, deadline: Deadline, *, required: lis
 
 def _rejected(exc: Exception) -> str:
     # pyjwt's messages may quote the token (its kid, say): bounded like any value from outside.
-    return f"token rejected: {type(exc).__name__}: {observability.bounded(str(exc))}"
+    return f"token rejected: {type(exc).__name__}: {observability.redacted(str(exc))}"
 
 
 def _expiry(claims: dict[str, Any]) -> int:
@@ -197,10 +200,13 @@ def _signing_key(url: str, header: dict[str, Any], deadline: Deadline) -> Any:
 def _key_for(key_set: _KeySet, kid: str) -> Any:
     key = key_set.keys.get(kid)
     if key is None:
-        # The kid comes from the token: a hostile one can be of any length (600 KB once made a log line of that).
+        # The kid comes from the token and may hold anything (a secret, 600 KB once): logged by reference only,
+        # beside the JWKS's own kids (bounded), which the operator can compare it with.
+        reference = hashlib.sha256(kid.encode("utf-8", "replace")).hexdigest()[:12]
+        kids = observability.bounded(", ".join(sorted(key_set.keys)))
         raise TokenVerificationFailed(
-            log_detail=f"token signing key not usable: the JWKS has no signing key with kid "
-            f"{observability.bounded(kid)}"
+            log_detail=f"token signing key not usable: the JWKS (kids {kids}) has none for the token's kid "
+            f"({len(kid)} characters, sha256 {reference}...)"
         )
     return key
 
@@ -239,7 +245,9 @@ def _fetch_key_set(url: str, deadline: Deadline) -> _KeySet:
 def _check_algorithm(header: dict[str, Any]) -> None:
     algorithm = header.get("alg")
     if algorithm not in ALGORITHMS:
-        raise TokenVerificationFailed(log_detail=f"token algorithm {str(algorithm)[:20]!r} is not accepted")
+        # From the token: named only when it is a registered algorithm (a hostile header may hold a secret).
+        shown = repr(algorithm) if algorithm in REGISTERED_ALGORITHMS else "an unregistered one"
+        raise TokenVerificationFailed(log_detail=f"token algorithm {shown} is not accepted")
 
 
 def _scopes(claim: Any) -> set[str]:

@@ -361,30 +361,36 @@ def _request(socket: ClientConnection, message: dict[str, Any], expected: str, d
             raise TimeoutError
         raw = socket.recv(timeout=min(RECEIVE_TIMEOUT_SECONDS, left))
         try:
-            answer = json.loads(raw)
+            frame = json.loads(raw)
         except (ValueError, RecursionError):
             raise UpstreamError(log_detail="Genesys webmessaging sent a frame that is not JSON") from None
-        if not isinstance(answer, dict) or answer.get("tracingId", tracing_id) != tracing_id:
-            continue  # not a frame of ours: the answer to another request
-        kind, code, body = answer.get("class"), answer.get("code"), answer.get("body")
-        if kind == "SessionExpiredEvent":
+        # Ours: our tracingId, or none (absent or null). A class that is not a string is no frame Genesys sends.
+        if isinstance(frame, dict) and frame.get("tracingId") in (None, tracing_id):
+            kind = frame.get("class")
+            if isinstance(kind, str) and (body := _answer(frame, kind, expected, message["action"])) is not None:
+                return body
+
+
+def _answer(frame: dict[str, Any], kind: str, expected: str, action: str) -> dict[str, Any] | None:
+    """The body of the awaited answer, None for a frame to skip; raises for what ends the wait."""
+    code, body = frame.get("code"), frame.get("body")
+    if kind == "SessionExpiredEvent":
+        raise _SessionGone
+    if kind == "ConnectionClosedEvent":
+        raise _ConnectionsClosed
+    if kind == expected and code == 200 and isinstance(body, dict):
+        return body
+    if kind == "TooManyRequestsErrorMessage" and isinstance(body, dict):
+        retry_after = body.get("retryAfter")
+        wait = None
+        if _is_number(retry_after) and retry_after >= 0:
+            # Capped before rounding: JSON admits Infinity, which math.ceil refuses.
+            wait = math.ceil(min(retry_after, rest.MAX_RETRY_AFTER_SECONDS))
+        raise GuestApiError(RATE_LIMITED, str(body.get("errorMessage", "")), wait)
+    if kind == "string" and isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= MAX_CODE:
+        if code in _SESSION_GONE:
             raise _SessionGone
-        if kind == "ConnectionClosedEvent":
-            raise _ConnectionsClosed
-        if kind == expected and code == 200 and isinstance(body, dict):
-            return body
-        if kind == "TooManyRequestsErrorMessage" and isinstance(body, dict):
-            retry_after = body.get("retryAfter")
-            wait = None
-            if _is_number(retry_after) and retry_after >= 0:
-                # Capped before rounding: JSON admits Infinity, which math.ceil refuses.
-                wait = math.ceil(min(retry_after, rest.MAX_RETRY_AFTER_SECONDS))
-            raise GuestApiError(RATE_LIMITED, str(body.get("errorMessage", "")), wait)
-        if kind == "string" and isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= MAX_CODE:
-            if code in _SESSION_GONE:
-                raise _SessionGone
-            raise GuestApiError(code, body if isinstance(body, str) else "")
-        if kind == expected or kind in _ERROR_CLASSES:
-            raise UpstreamError(
-                log_detail=f"Genesys webmessaging answered {message['action']} with a {kind} it could not read"
-            )
+        raise GuestApiError(code, body if isinstance(body, str) else "")
+    if kind == expected or kind in _ERROR_CLASSES:
+        raise UpstreamError(log_detail=f"Genesys webmessaging answered {action} with a {kind} it could not read")
+    return None

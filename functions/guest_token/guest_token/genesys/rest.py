@@ -44,6 +44,8 @@ USER_AGENT = "genesys-guest-token-service/1"
 # Genesys' answers here are small JSON documents; anything larger is not one, and is not read on.
 MAX_ANSWER_BYTES = 1 << 20
 READ_CHUNK_BYTES = 64 * 1024
+# Far above any access token Genesys issues, far below what an HTTP server takes in one header.
+MAX_ACCESS_TOKEN_CHARS = 4096
 # Genesys lets an OAuth client choose 5 minutes to 48 hours; an answer outside any sense is not Genesys'.
 MAX_ACCESS_TOKEN_SECONDS = 7 * 86400
 # A wait passed on to the widget is at most this long, whatever Genesys asked (the widget's timer needs sense).
@@ -109,7 +111,7 @@ class AccessToken:
 @dataclass(frozen=True)
 class Deployment:
     id: str
-    status: str
+    status: str | None  # None: Genesys' answer stated none
     allow_all_domains: bool
     allowed_domains: tuple[str, ...]
     correlation_id: str | None
@@ -157,8 +159,9 @@ def request_access_token(settings: Settings, credentials: ClientCredentials, dea
                 genesys_correlation_id=answer.correlation_id,
             )
         # Only a token that can be sent as a bearer (RFC 6750) is cached: one with CR/LF would fail every later
-        # request of the container in http.client, with the token in the exception's text.
-        if not _B64TOKEN.fullmatch(value):
+        # request of the container in http.client, with the token in the exception's text, and one of megabytes
+        # every later request at Genesys (431).
+        if len(value) > MAX_ACCESS_TOKEN_CHARS or not _B64TOKEN.fullmatch(value):
             raise UpstreamError(
                 log_detail="Genesys OAuth answered an access_token that is not an RFC 6750 bearer token",
                 genesys_correlation_id=answer.correlation_id,
@@ -191,23 +194,21 @@ def get_deployment(settings: Settings, access_token: str, deployment_id: str, de
     if answer.status != 200:
         raise failure("deployment", answer)
     data = answer.json()
-    status, allow_all, domains = data.get("status"), data.get("allowAllDomains", False), data.get("allowedDomains")
-    domains = [] if domains is None else domains
-    if not (
-        isinstance(status, str)
-        and isinstance(allow_all, bool)
-        and isinstance(domains, list)
-        and all(isinstance(domain, str) for domain in domains)
-    ):
+    if not data:  # not a JSON object: no answer Genesys gives (a proxy's error page, say)
         raise UpstreamError(
-            log_detail="Genesys answered the deployment lookup without a status and allowed domains",
+            log_detail="Genesys answered the deployment lookup with something other than a deployment",
             genesys_correlation_id=answer.correlation_id,
         )
+    status, allow_all, domains = data.get("status"), data.get("allowAllDomains"), data.get("allowedDomains")
+    # Only the status can refuse a guest, and only when Genesys states one; the domains serve a log hint, so
+    # whatever their shape they never fail a request.
     return Deployment(
         id=deployment_id,
-        status=status,
-        allow_all_domains=allow_all,
-        allowed_domains=tuple(domains),
+        status=status if isinstance(status, str) else None,
+        allow_all_domains=allow_all is True,
+        allowed_domains=tuple(domain for domain in domains if isinstance(domain, str))
+        if isinstance(domains, list)
+        else (),
         correlation_id=answer.correlation_id,
     )
 
