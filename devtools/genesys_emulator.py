@@ -11,10 +11,44 @@ Routes (the same base URL serves the login and the API hosts):
 * ``GET /api/v2/webdeployments/deployments/{id}`` ("deployment"): a Messenger deployment (access token).
 * ``GET /api/v2/webmessaging/messages`` ("messages"): a guest's history (guest JWT from ``getJwt``).
 
+Signed-in customers (authenticated web messaging), as far as Genesys documents them: its web deployments token
+calls, which need no access token, and the company's identity provider whose codes they take:
+
+* ``POST /api/v2/webdeployments/token/oauthcodegrantjwtexchange`` ("auth-exchange"): ``{"deploymentId",
+  "oauth": {"code", "redirectUri", "codeVerifier"?, "nonce"?}}`` (``journeyContext``, ``oauth.maxAge`` and
+  ``oauth.iss`` are ignored; ``oauth.idToken``, the implicit flow, is not supported) -> 200 ``{"jwt", "refreshToken"}``.
+  The code is redeemed at the emulator's OpenID provider: known, unused, not expired, ``redirectUri`` equal to
+  authorize's, PKCE (S256 of ``codeVerifier`` equal to the challenge; a challenge without verifier or the
+  reverse fails), ``nonce`` equal to authorize's when authorize had one; and ``deploymentId`` must be a known
+  deployment. Every failure, a malformed body included, answers 400 ``bad.request`` with a message saying
+  which check failed (checked in that order: body, deployment, then the code, which is used up by the attempt).
+* ``POST /api/v2/webdeployments/token/refresh`` ("auth-refresh"): ``{"refreshToken", "deploymentId"?}`` -> 200
+  ``{"jwt"}``, a new auth JWT for the same customer (the refresh token is not rotated; older auth JWTs stay valid
+  until they expire). ``deploymentId`` is optional (the transport SDK sends none) but must be the refresh token's
+  when given. An unknown, expired or revoked refresh token, or a malformed body: 400 ``bad.request``.
+* ``DELETE /api/v2/webdeployments/token/revoke`` ("auth-revoke"), ``Authorization: Bearer <auth JWT>``: 204
+  without a body; the sign-in is revoked: that auth JWT, every other one issued from its code or refresh token,
+  and its refresh token stop working, and sockets configured with them get a ``LogoutEvent``. A missing,
+  unknown, expired or revoked auth JWT: 401 ``bad.credentials``.
+* The auth JWT: RS256 with the emulator's key (``kid``, the JWKS), claims ``iss`` (``issuer``), ``aud`` and
+  ``deploymentId`` (the deployment), ``sub`` (the provider's stable id of the customer), ``name``, ``iat``,
+  ``exp`` = ``iat`` + ``auth_jwt_lifetime`` (default 900 s), ``jti``. The refresh token is opaque and valid
+  ``refresh_token_lifetime`` (default 86400 s). Both lifetimes: constructor arguments, ``set_auth_lifetimes``,
+  ``POST /__emulator/auth/lifetimes {"authJwtSeconds"?, "refreshTokenSeconds"?}`` or ``--auth-jwt-lifetime`` and
+  ``--refresh-token-lifetime``; they apply to tokens issued from then on, and 0 issues expired ones.
+* ``/oidc/authorize``, ``/oidc/token`` and ``/oidc/jwks`` ("oidc-authorize", "oidc-token", "oidc-jwks"): the
+  OpenID provider (``oidc_url``), see devtools/oidc_emulator.py. ``authorize(redirect_uri, code_challenge,
+  nonce=None, name="Alex Example")`` returns the code its redirect would carry, for tests.
+* Control: ``POST /__emulator/auth/expire-codes`` (every code issued so far has expired),
+  ``/auth/expire-refresh-tokens``, ``/auth/expire-auth-jwts`` (the same for those), and the lifetimes above.
+  Counts of these routes, "configure-authenticated-session" included, are under ``authCounts`` in
+  ``GET /__emulator/requests``. Verbose output never shows a code, verifier, token or name (paths only).
+
 A second, WebSocket port (``webmessaging_url``) serves the Web Messaging Guest API: the handshake
 ("ws-connect") and the ``configureSession`` ("configure-session"), ``getJwt`` ("get-jwt") and ``closeSession``
-("close-session") actions, plus ``echo`` and ``onMessage``, with frames shaped as Genesys' SDK fixtures show
-them; see devtools/webmessaging_emulator.py. Both modules share devtools/genesys_faults.py (routes, faults).
+("close-session") actions, ``configureAuthenticatedSession`` ("configure-authenticated-session"), plus ``echo``
+and ``onMessage``, with frames shaped as Genesys' SDK fixtures show them; see devtools/webmessaging_emulator.py.
+Both modules share devtools/genesys_faults.py (routes, faults).
 
 Tests drive it in-process::
 
@@ -67,13 +101,23 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from devtools.genesys_faults import (
-    ACTION_ROUTES,
+    AUTH_ROUTES,
     BODY_FAULTS,
+    ROUTE_AUTH_EXCHANGE,
+    ROUTE_AUTH_REFRESH,
+    ROUTE_AUTH_REVOKE,
+    ROUTE_CLOSE_SESSION,
+    ROUTE_CONFIGURE_AUTHENTICATED_SESSION,
+    ROUTE_CONFIGURE_SESSION,
     ROUTE_DEPLOYMENT,
+    ROUTE_GET_JWT,
     ROUTE_GUEST_TOKEN,
     ROUTE_JWKS,
     ROUTE_MESSAGES,
     ROUTE_OAUTH,
+    ROUTE_OIDC_AUTHORIZE,
+    ROUTE_OIDC_JWKS,
+    ROUTE_OIDC_TOKEN,
     ROUTE_WS_CONNECT,
     ROUTES,
     Fault,
@@ -82,14 +126,22 @@ from devtools.genesys_faults import (
     is_int,
 )
 from devtools.genesys_transcript import Replay
+from devtools.oidc_emulator import AUTHORIZE_PATH as OIDC_AUTHORIZE_PATH
+from devtools.oidc_emulator import DEFAULT_NAME, OIDC_PREFIX, OidcAnswer, OidcProvider, OidcUser
+from devtools.oidc_emulator import JWKS_PATH as OIDC_JWKS_PATH
+from devtools.oidc_emulator import TOKEN_PATH as OIDC_TOKEN_PATH
 from devtools.webmessaging_emulator import (
     DEMO_DEPLOYMENT_ID,
+    AuthenticatedUser,
     WebMessagingServer,
     WebMessagingState,
     make_deployment,
 )
 
 __all__ = [
+    "AUTH_EXCHANGE_PATH",
+    "AUTH_REFRESH_PATH",
+    "AUTH_REVOKE_PATH",
     "BODY_FAULTS",
     "DEMO_CLIENT_ID",
     "DEMO_CLIENT_SECRET",
@@ -99,6 +151,9 @@ __all__ = [
     "JWKS_PATH",
     "MESSAGES_PATH",
     "OAUTH_PATH",
+    "OIDC_AUTHORIZE_PATH",
+    "OIDC_JWKS_PATH",
+    "OIDC_TOKEN_PATH",
     "ROUTES",
     "Fault",
     "GenesysEmulator",
@@ -110,8 +165,18 @@ __all__ = [
 DEMO_CLIENT_ID: Final = "demo-client-id"
 DEMO_CLIENT_SECRET: Final = "demo-client-secret"
 
-# The control API's "counts" keeps its original shape for existing readers; these go under their own key.
-_WEBMESSAGING_ROUTES: Final = (ROUTE_DEPLOYMENT, ROUTE_WS_CONNECT, *ACTION_ROUTES, ROUTE_MESSAGES)
+# The control API's "counts" keeps its original shape for existing readers; the others go under their own keys.
+_REST_ROUTES: Final = (ROUTE_OAUTH, ROUTE_GUEST_TOKEN, ROUTE_JWKS)
+_WEBMESSAGING_ROUTES: Final = (
+    ROUTE_DEPLOYMENT,
+    ROUTE_WS_CONNECT,
+    ROUTE_CONFIGURE_SESSION,
+    ROUTE_GET_JWT,
+    ROUTE_CLOSE_SESSION,
+    ROUTE_MESSAGES,
+)
+# The signed-in customers' HTTP routes (configure-authenticated-session is the Guest API's).
+_AUTH_HTTP_ROUTES: Final = frozenset(AUTH_ROUTES) - {ROUTE_CONFIGURE_AUTHENTICATED_SESSION}
 # Requests to paths Genesys would not serve are recorded under this pseudo-route to make typos visible.
 UNKNOWN_ROUTE: Final = "unknown"
 
@@ -120,20 +185,32 @@ GUEST_TOKEN_PATH: Final = "/api/v2/webmessaging/guests/generate-token"
 JWKS_PATH: Final = "/.well-known/jwks.json"
 DEPLOYMENT_PATH_PREFIX: Final = "/api/v2/webdeployments/deployments/"
 MESSAGES_PATH: Final = "/api/v2/webmessaging/messages"
+AUTH_EXCHANGE_PATH: Final = "/api/v2/webdeployments/token/oauthcodegrantjwtexchange"
+AUTH_REFRESH_PATH: Final = "/api/v2/webdeployments/token/refresh"
+AUTH_REVOKE_PATH: Final = "/api/v2/webdeployments/token/revoke"
 CONTROL_PREFIX: Final = "/__emulator/"
 
-# path -> (route, the one method Genesys accepts there)
+# path -> (route, the methods accepted there: one for every Genesys route)
 _ROUTE_BY_PATH: Final = {
-    OAUTH_PATH: (ROUTE_OAUTH, "POST"),
-    GUEST_TOKEN_PATH: (ROUTE_GUEST_TOKEN, "POST"),
-    JWKS_PATH: (ROUTE_JWKS, "GET"),
-    MESSAGES_PATH: (ROUTE_MESSAGES, "GET"),
+    OAUTH_PATH: (ROUTE_OAUTH, ("POST",)),
+    GUEST_TOKEN_PATH: (ROUTE_GUEST_TOKEN, ("POST",)),
+    JWKS_PATH: (ROUTE_JWKS, ("GET",)),
+    MESSAGES_PATH: (ROUTE_MESSAGES, ("GET",)),
+    AUTH_EXCHANGE_PATH: (ROUTE_AUTH_EXCHANGE, ("POST",)),
+    AUTH_REFRESH_PATH: (ROUTE_AUTH_REFRESH, ("POST",)),
+    AUTH_REVOKE_PATH: (ROUTE_AUTH_REVOKE, ("DELETE",)),
+    # The sign-in page's form posts back to authorize.
+    OIDC_AUTHORIZE_PATH: (ROUTE_OIDC_AUTHORIZE, ("GET", "POST")),
+    OIDC_TOKEN_PATH: (ROUTE_OIDC_TOKEN, ("POST",)),
+    OIDC_JWKS_PATH: (ROUTE_OIDC_JWKS, ("GET",)),
 }
 
 _MESSAGES_PAGE_SIZE: Final = 25
 _MAX_MESSAGES_PAGE_SIZE: Final = 100
 
 MAX_GUEST_TOKEN_SECONDS: Final = 86400
+DEFAULT_AUTH_JWT_LIFETIME: Final = 900
+DEFAULT_REFRESH_TOKEN_LIFETIME: Final = 86400
 _MAX_BODY_BYTES: Final = 1 << 20
 # The handler reads one chunk-size line at a time; anything longer is not HTTP a client would send.
 _MAX_LINE_BYTES: Final = 65536
@@ -165,6 +242,22 @@ class _Response:
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+def _from_oidc(answer: OidcAnswer) -> _Response:
+    return _Response(answer.status, answer.body, answer.content_type, dict(answer.headers))
+
+
+@dataclass
+class _SignIn:
+    """One code exchanged: its customer, deployment and refresh token. Revoking it ends its auth JWTs too."""
+
+    id: str
+    user: OidcUser
+    deployment_id: str
+    refresh_token: str
+    refresh_expires_at: float
+    revoked: bool = False
 
 
 class _BadBodyError(Exception):
@@ -331,8 +424,12 @@ class GenesysEmulator:
         jwt_lifetime: int = 900,
         rate_limits: RateLimits | None = None,
         transcript: Path | None = None,
+        auth_jwt_lifetime: int = DEFAULT_AUTH_JWT_LIFETIME,
+        refresh_token_lifetime: int = DEFAULT_REFRESH_TOKEN_LIFETIME,
     ) -> None:
         bind_ip = _loopback_ip(host)
+        _check_lifetime("auth_jwt_lifetime", auth_jwt_lifetime)
+        _check_lifetime("refresh_token_lifetime", refresh_token_lifetime)
         # A recorded Genesys (devtools/genesys_transcript.py) reshapes the Guest API's answers and session JWTs.
         self._replay = Replay.from_file(transcript) if transcript is not None else None
         _check_ttl(access_token_ttl)
@@ -356,6 +453,12 @@ class GenesysEmulator:
         self._rate_limits = rate_limits or RateLimits()
         self._windows: dict[str, tuple[float, int]] = {}  # "token:…" or "client:…" -> (window start, count)
         self._rate_limited = 0
+        # Signed-in customers: the lifetimes of what the token calls issue, and what they issued.
+        self._initial_auth_lifetimes = (auth_jwt_lifetime, refresh_token_lifetime)
+        self._auth_jwt_lifetime, self._refresh_token_lifetime = self._initial_auth_lifetimes
+        self._sign_ins: dict[str, _SignIn] = {}
+        self._sign_in_by_refresh_token: dict[str, str] = {}
+        self._auth_jwts: dict[str, tuple[str, float]] = {}  # auth JWT -> (sign-in id, expiry, epoch seconds)
 
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._rogue_key: rsa.RSAPrivateKey | None = None  # made on first bad_signature fault
@@ -380,6 +483,8 @@ class GenesysEmulator:
         self.base_url = f"http://{url_host}:{self.port}"
         self.jwks_url = self.base_url + JWKS_PATH
         self.issuer = self.base_url
+        self.oidc_url = self.base_url + OIDC_PREFIX
+        self._oidc = OidcProvider(self.oidc_url, self._sign_id_token, self.public_jwks)
         try:
             self._ws_server = WebMessagingServer(self, self._webmessaging, bind_ip, webmessaging_port)
         except OSError:
@@ -547,8 +652,9 @@ class GenesysEmulator:
             return [dataclasses.replace(request) for request in self._requests]
 
     def reset(self) -> None:
-        """Forget counts, recorded requests, faults, revocations and guest sessions; restore the access token
-        TTL and the demo deployment alone.
+        """Forget counts, recorded requests, faults, revocations, guest sessions, authorization codes and
+        sign-ins (their auth JWTs and refresh tokens stop working); restore the access token TTL, the auth
+        lifetimes and the demo deployment alone.
 
         Clients, keys and issued access tokens are kept, so a caller caching a token stays signed in.
         Open guest sockets stay open, but their sessions are gone (follow-up actions answer 4007).
@@ -563,6 +669,11 @@ class GenesysEmulator:
             self._access_token_ttl = self._initial_access_token_ttl
             self._windows.clear()
             self._rate_limited = 0
+            self._auth_jwt_lifetime, self._refresh_token_lifetime = self._initial_auth_lifetimes
+            self._sign_ins.clear()
+            self._sign_in_by_refresh_token.clear()
+            self._auth_jwts.clear()
+        self._oidc.reset()
 
     def public_jwks(self) -> dict[str, Any]:
         return {"keys": [dict(self._public_jwk)]}
@@ -572,20 +683,86 @@ class GenesysEmulator:
         """The private key behind ``kid`` and the JWKS, for tests that craft tokens (``Fault.token``)."""
         return self._key
 
+    # -- signed-in customers ---------------------------------------------------------------------------
+
+    def authorize(
+        self,
+        redirect_uri: str,
+        code_challenge: str | None,
+        nonce: str | None = None,
+        name: str = DEFAULT_NAME,
+        *,
+        client_id: str | None = None,
+    ) -> str:
+        """Sign ``name`` in at the emulator's OpenID provider as ``GET /oidc/authorize`` would, and return the
+        code its redirect would carry (single-use, expiring in 60 s). ``code_challenge``: an S256 challenge
+        (``devtools.oidc_emulator.pkce_challenge(verifier)``), or None for an authorization without PKCE."""
+        return self._oidc.authorize(redirect_uri, code_challenge, nonce, name, client_id=client_id)
+
+    def expire_codes(self) -> None:
+        """Every authorization code issued so far has expired."""
+        self._oidc.expire_codes()
+
+    def expire_refresh_tokens(self) -> None:
+        """Every refresh token issued so far has expired (the refresh call refuses it)."""
+        with self._lock:
+            for sign_in in self._sign_ins.values():
+                sign_in.refresh_expires_at = 0.0
+
+    def expire_auth_jwts(self) -> None:
+        """Every auth JWT issued so far has expired (configureAuthenticatedSession answers 401, revoke 401);
+        their refresh tokens still work."""
+        with self._lock:
+            for auth_jwt, (sign_in, _) in self._auth_jwts.items():
+                self._auth_jwts[auth_jwt] = (sign_in, 0.0)
+
+    def set_auth_lifetimes(self, *, auth_jwt: int | None = None, refresh_token: int | None = None) -> None:
+        """The lifetimes, in seconds, of auth JWTs and refresh tokens issued from now on (None: unchanged)."""
+        for name, seconds in (("auth_jwt", auth_jwt), ("refresh_token", refresh_token)):
+            if seconds is not None:
+                _check_lifetime(name, seconds)
+        with self._lock:
+            if auth_jwt is not None:
+                self._auth_jwt_lifetime = auth_jwt
+            if refresh_token is not None:
+                self._refresh_token_lifetime = refresh_token
+
+    @property
+    def auth_jwt_lifetime(self) -> int:
+        with self._lock:
+            return self._auth_jwt_lifetime
+
+    @property
+    def refresh_token_lifetime(self) -> int:
+        with self._lock:
+            return self._refresh_token_lifetime
+
+    def authenticated_user(self, auth_jwt: str, deployment_id: str) -> AuthenticatedUser | None:
+        """The customer of an auth JWT this emulator issued for ``deployment_id``, while it is live (neither
+        expired nor revoked); None otherwise. The Guest API's configureAuthenticatedSession asks this."""
+        with self._lock:
+            found = self._auth_jwts.get(auth_jwt)
+            sign_in = self._sign_ins.get(found[0]) if found is not None else None
+            if found is None or sign_in is None or sign_in.revoked or found[1] <= time.time():
+                return None
+            if sign_in.deployment_id != deployment_id:
+                return None
+            return AuthenticatedUser(sign_in.id, sign_in.user.sub, sign_in.user.name)
+
     # -- request handling (called from handler threads) ----------------------------------------------
 
     def _handle(
         self, method: str, path: str, headers: dict[str, str], body: bytes, query: str = ""
     ) -> _Response | None:
         """Answer one Genesys-route request; None means drop the connection unanswered (stopping)."""
-        route, allowed_method = _route_for(path)
+        route, allowed_methods = _route_for(path)
         record = RecordedRequest(route, method, path, headers, body, None, time.time())
         with self._lock:
             self._counts[route] += 1
             self._requests.append(record)
-            fault = self._take_fault(route) if method == allowed_method else None
+            fault = self._take_fault(route) if method in allowed_methods else None
 
-        response = self._answer(route, allowed_method, method, path, headers, body, fault, query)
+        response = self._answer(route, allowed_methods, method, path, headers, body, fault, query)
         if response is not None:
             with self._lock:
                 record.status = response.status
@@ -613,7 +790,7 @@ class GenesysEmulator:
     def _answer(
         self,
         route: str,
-        allowed_method: str,
+        allowed_methods: tuple[str, ...],
         method: str,
         path: str,
         headers: dict[str, str],
@@ -623,12 +800,12 @@ class GenesysEmulator:
     ) -> _Response | None:
         if route == UNKNOWN_ROUTE:
             return _genesys_error(404, f"Unable to find a route for {method} {path}.")
-        if method != allowed_method:
+        if method not in allowed_methods:
             response = _genesys_error(405, f"{method} is not supported on {path}.")
-            response.headers["Allow"] = allowed_method
+            response.headers["Allow"] = ", ".join(allowed_methods)
             return response
         if fault is None:
-            return self._normal_answer(route, path, headers, body, None, query)
+            return self._normal_answer(route, path, headers, body, None, query, method)
 
         if fault.delay and self._stopping.wait(fault.delay):
             return None
@@ -637,10 +814,12 @@ class GenesysEmulator:
         elif fault.status is not None:
             if route == ROUTE_OAUTH and fault.status in (400, 401):
                 response = _oauth_error(fault.status, "invalid_client", "client not found")
+            elif route == ROUTE_OIDC_TOKEN and fault.status in (400, 401):
+                response = _json(fault.status, {"error": "invalid_grant", "error_description": "refused (a fault)"})
             else:
                 response = _genesys_error(fault.status)
         else:
-            response = self._normal_answer(route, path, headers, body, fault, query)
+            response = self._normal_answer(route, path, headers, body, fault, query, method)
         # Only when asked: a 429 without Retry-After is a case clients must handle too.
         if fault.retry_after is not None:
             response.headers["Retry-After"] = str(fault.retry_after)
@@ -654,8 +833,11 @@ class GenesysEmulator:
         body: bytes,
         fault: Fault | None,
         query: str = "",
+        method: str = "GET",
     ) -> _Response:
         lowered = {name.lower(): value for name, value in headers.items()}
+        if route in _AUTH_HTTP_ROUTES:
+            return self._auth_answer(route, method, lowered, body, query)
         if route == ROUTE_OAUTH:
             return self._issue_access_token(lowered, body)
         if route == ROUTE_GUEST_TOKEN:
@@ -712,6 +894,118 @@ class GenesysEmulator:
                 "pageCount": -(-len(history) // page_size),
             },
         )
+
+    # -- signed-in customers: the token calls and the OpenID provider ----------------------------------
+
+    def _auth_answer(self, route: str, method: str, headers: dict[str, str], body: bytes, query: str) -> _Response:
+        if route == ROUTE_AUTH_EXCHANGE:
+            return self._auth_exchange(body)
+        if route == ROUTE_AUTH_REFRESH:
+            return self._auth_refresh(body)
+        if route == ROUTE_AUTH_REVOKE:
+            return self._auth_revoke(headers)
+        if route == ROUTE_OIDC_AUTHORIZE:
+            is_form = headers.get("content-type", "").split(";")[0].strip().lower() == (
+                "application/x-www-form-urlencoded"
+            )
+            if method == "POST":
+                params = parse_qs(body.decode("utf-8", "replace")) if is_form else {}
+            else:
+                params = parse_qs(query)
+            return _from_oidc(self._oidc.authorize_route(params))
+        if route == ROUTE_OIDC_TOKEN:
+            return _from_oidc(self._oidc.token_route(headers.get("content-type", ""), body))
+        return _from_oidc(self._oidc.jwks_route())
+
+    def _auth_exchange(self, body: bytes) -> _Response:
+        request = _parse_json_object(body)
+        if isinstance(request, str):
+            return _genesys_error(400, request)
+        problem = _exchange_request_problem(request)
+        if problem is not None:
+            return _genesys_error(400, problem)
+        deployment_id: str = request["deploymentId"]
+        oauth: dict[str, Any] = request["oauth"]
+        if self._webmessaging.deployment(deployment_id) is None:
+            return _genesys_error(400, f"Deployment {deployment_id} not found.")
+        grant = self._oidc.redeem(
+            oauth["code"], oauth["redirectUri"], oauth.get("codeVerifier"), nonce=oauth.get("nonce"), check_nonce=True
+        )
+        if isinstance(grant, str):
+            return _genesys_error(400, grant)
+        refresh_token = secrets.token_urlsafe(48)
+        with self._lock:
+            sign_in = _SignIn(
+                str(uuid.uuid4()),
+                grant.user,
+                deployment_id,
+                refresh_token,
+                time.time() + self._refresh_token_lifetime,
+            )
+            self._sign_ins[sign_in.id] = sign_in
+            self._sign_in_by_refresh_token[refresh_token] = sign_in.id
+        return _json(200, {"jwt": self._mint_auth_jwt(sign_in), "refreshToken": refresh_token})
+
+    def _auth_refresh(self, body: bytes) -> _Response:
+        request = _parse_json_object(body)
+        if isinstance(request, str):
+            return _genesys_error(400, request)
+        refresh_token = request.get("refreshToken")
+        deployment_id = request.get("deploymentId")
+        if not isinstance(refresh_token, str) or not refresh_token:
+            return _genesys_error(400, "refreshToken is required and must be a non-empty string.")
+        if deployment_id is not None and not isinstance(deployment_id, str):
+            return _genesys_error(400, "deploymentId must be a string.")
+        with self._lock:
+            sign_in_id = self._sign_in_by_refresh_token.get(refresh_token)
+            sign_in = self._sign_ins.get(sign_in_id) if sign_in_id is not None else None
+            if sign_in is None:
+                problem: str | None = "The refresh token is not valid."
+            elif sign_in.revoked:
+                problem = "The refresh token has been revoked."
+            elif sign_in.refresh_expires_at <= time.time():
+                problem = "The refresh token has expired."
+            elif deployment_id is not None and deployment_id != sign_in.deployment_id:
+                problem = "The refresh token was issued for another deployment."
+            else:
+                problem = None
+        if problem is not None:
+            return _genesys_error(400, problem)
+        assert sign_in is not None
+        return _json(200, {"jwt": self._mint_auth_jwt(sign_in)})
+
+    def _auth_revoke(self, headers: dict[str, str]) -> _Response:
+        auth_jwt = _bearer_token(headers.get("authorization"))
+        with self._lock:
+            found = self._auth_jwts.get(auth_jwt) if auth_jwt is not None else None
+            sign_in = self._sign_ins.get(found[0]) if found is not None else None
+            if found is None or sign_in is None or sign_in.revoked or found[1] <= time.time():
+                return _genesys_error(401)
+            sign_in.revoked = True
+        self._webmessaging.logout(sign_in.id)
+        return _Response(204)
+
+    def _mint_auth_jwt(self, sign_in: _SignIn) -> str:
+        now = int(time.time())
+        with self._lock:
+            exp = now + self._auth_jwt_lifetime
+        claims = {
+            "iss": self.issuer,
+            "aud": sign_in.deployment_id,
+            "sub": sign_in.user.sub,
+            "name": sign_in.user.name,
+            "deploymentId": sign_in.deployment_id,
+            "iat": now,
+            "exp": exp,
+            "jti": str(uuid.uuid4()),
+        }
+        auth_jwt = jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.kid})
+        with self._lock:
+            self._auth_jwts[auth_jwt] = (sign_in.id, float(exp))
+        return auth_jwt
+
+    def _sign_id_token(self, claims: dict[str, Any]) -> str:
+        return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.kid})
 
     # -- Guest API support (called from WebSocket handler threads) --------------------------------------
 
@@ -857,6 +1151,10 @@ class GenesysEmulator:
             "sessions/end": ("POST",),
             "webmessaging": ("POST",),
             "health": ("GET",),
+            "auth/expire-codes": ("POST",),
+            "auth/expire-refresh-tokens": ("POST",),
+            "auth/expire-auth-jwts": ("POST",),
+            "auth/lifetimes": ("POST",),
         }.get(action)
         if allowed is None:
             return _genesys_error(404, f"Unknown emulator control route {path}.")
@@ -873,6 +1171,12 @@ class GenesysEmulator:
             self.reset()
         elif action == "revoke":
             self.revoke_access_tokens()
+        elif action == "auth/expire-codes":
+            self.expire_codes()
+        elif action == "auth/expire-refresh-tokens":
+            self.expire_refresh_tokens()
+        elif action == "auth/expire-auth-jwts":
+            self.expire_auth_jwts()
         elif action == "health":
             return _json(200, {"status": "ok", "webmessagingUrl": self.webmessaging_url})
         elif action == "sessions":
@@ -926,14 +1230,22 @@ class GenesysEmulator:
             if unknown:
                 raise ValueError(f"unknown fields {sorted(unknown)}")
             self.tag_answers = request.get("tagAnswers", False)
+        elif action == "auth/lifetimes":
+            unknown = set(request) - {"authJwtSeconds", "refreshTokenSeconds"}
+            if unknown:
+                raise ValueError(f"unknown fields {sorted(unknown)}")
+            self.set_auth_lifetimes(
+                auth_jwt=request.get("authJwtSeconds"), refresh_token=request.get("refreshTokenSeconds")
+            )
         else:
             self.set_access_token_ttl(request["seconds"])
 
     def _control_snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {
-                "counts": {route: self._counts[route] for route in ROUTES if route not in _WEBMESSAGING_ROUTES},
+                "counts": {route: self._counts[route] for route in _REST_ROUTES},
                 "webMessagingCounts": {route: self._counts[route] for route in _WEBMESSAGING_ROUTES},
+                "authCounts": {route: self._counts[route] for route in AUTH_ROUTES},
                 # No headers or bodies: they carry credentials and tokens.
                 "requests": [
                     {"route": r.route, "method": r.method, "path": r.path, "status": r.status, "time": r.time}
@@ -942,14 +1254,14 @@ class GenesysEmulator:
             }
 
 
-def _route_for(path: str) -> tuple[str, str]:
-    """(route, the one method Genesys accepts there) for a request path."""
+def _route_for(path: str) -> tuple[str, tuple[str, ...]]:
+    """(route, the methods accepted there) for a request path."""
     if path in _ROUTE_BY_PATH:
         return _ROUTE_BY_PATH[path]
     deployment_id = path.removeprefix(DEPLOYMENT_PATH_PREFIX)
     if deployment_id != path and deployment_id and "/" not in deployment_id:
-        return ROUTE_DEPLOYMENT, "GET"
-    return UNKNOWN_ROUTE, ""
+        return ROUTE_DEPLOYMENT, ("GET",)
+    return UNKNOWN_ROUTE, ()
 
 
 def _check_route(route: str) -> None:
@@ -960,6 +1272,33 @@ def _check_route(route: str) -> None:
 def _check_ttl(seconds: int) -> None:
     if not (is_int(seconds) and seconds >= 0):
         raise ValueError(f"access token TTL must be whole seconds >= 0, not {seconds!r}")
+
+
+def _check_lifetime(name: str, seconds: object) -> None:
+    if not (is_int(seconds) and 0 <= seconds <= 10 * 365 * 86400):
+        raise ValueError(f"{name} must be whole seconds from 0 to ten years, not {seconds!r}")
+
+
+def _exchange_request_problem(request: dict[str, Any]) -> str | None:
+    """Why an oauthcodegrantjwtexchange body is malformed, or None."""
+    deployment_id = request.get("deploymentId")
+    if not isinstance(deployment_id, str) or not deployment_id:
+        return "deploymentId is required and must be a non-empty string."
+    oauth = request.get("oauth")
+    if not isinstance(oauth, dict):
+        return "oauth is required and must be an object."
+    code = oauth.get("code")
+    if not isinstance(code, str) or not code:
+        if "idToken" in oauth:
+            return "oauth.code is required: the emulator supports the authorization code flow only."
+        return "oauth.code is required and must be a non-empty string."
+    redirect_uri = oauth.get("redirectUri")
+    if not isinstance(redirect_uri, str) or not redirect_uri:
+        return "oauth.redirectUri is required and must be a non-empty string."
+    for optional in ("codeVerifier", "nonce"):
+        if oauth.get(optional) is not None and not isinstance(oauth[optional], str):
+            return f"oauth.{optional} must be a string."
+    return None
 
 
 def _guest_token_request_problem(request: dict[str, Any]) -> str | None:
@@ -1318,6 +1657,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit-per-client", type=int, help="access tokens issued per OAuth client per window")
     parser.add_argument("--limit-window", type=float, default=60.0, help="the rate limits' window, seconds")
     parser.add_argument(
+        "--auth-jwt-lifetime",
+        type=int,
+        default=DEFAULT_AUTH_JWT_LIFETIME,
+        help="lifetime of the auth JWTs of signed-in customers, seconds",
+    )
+    parser.add_argument(
+        "--refresh-token-lifetime",
+        type=int,
+        default=DEFAULT_REFRESH_TOKEN_LIFETIME,
+        help="lifetime of the refresh tokens of signed-in customers, seconds",
+    )
+    parser.add_argument(
         "--replay",
         type=Path,
         metavar="FILE",
@@ -1342,6 +1693,8 @@ def main(argv: list[str] | None = None) -> int:
             webmessaging_port=webmessaging_port,
             rate_limits=RateLimits(args.limit_per_access_token, args.limit_per_client, args.limit_window),
             transcript=args.replay,
+            auth_jwt_lifetime=args.auth_jwt_lifetime,
+            refresh_token_lifetime=args.refresh_token_lifetime,
         )
     except ValueError as exc:
         parser.error(str(exc))
@@ -1360,6 +1713,7 @@ def main(argv: list[str] | None = None) -> int:
     with emulator.start():
         print(f"Genesys emulator listening on {emulator.base_url}", flush=True)
         print(f"Genesys Web Messaging emulator listening on {emulator.webmessaging_url}", flush=True)
+        print(f"Identity provider (OpenID) of the emulator at {emulator.oidc_url}", flush=True)
         # A timed wait keeps the main thread responsive to signals on every platform.
         while not stopping.wait(0.5):
             pass

@@ -12,9 +12,14 @@ from typing import Final, TypeGuard
 
 __all__ = [
     "ACTION_ROUTES",
+    "AUTH_ROUTES",
     "BODY_FAULTS",
     "ROUTES",
+    "ROUTE_AUTH_EXCHANGE",
+    "ROUTE_AUTH_REFRESH",
+    "ROUTE_AUTH_REVOKE",
     "ROUTE_CLOSE_SESSION",
+    "ROUTE_CONFIGURE_AUTHENTICATED_SESSION",
     "ROUTE_CONFIGURE_SESSION",
     "ROUTE_DEPLOYMENT",
     "ROUTE_GET_JWT",
@@ -22,6 +27,9 @@ __all__ = [
     "ROUTE_JWKS",
     "ROUTE_MESSAGES",
     "ROUTE_OAUTH",
+    "ROUTE_OIDC_AUTHORIZE",
+    "ROUTE_OIDC_JWKS",
+    "ROUTE_OIDC_TOKEN",
     "ROUTE_WS_CONNECT",
     "TOO_MANY_REQUESTS",
     "Fault",
@@ -39,6 +47,24 @@ ROUTE_WS_CONNECT: Final = "ws-connect"
 ROUTE_CONFIGURE_SESSION: Final = "configure-session"
 ROUTE_GET_JWT: Final = "get-jwt"
 ROUTE_CLOSE_SESSION: Final = "close-session"
+# Signed-in customers: Genesys' web deployments token calls, the Guest API's configureAuthenticatedSession, and
+# the emulator's OpenID provider (the company's identity provider, devtools/oidc_emulator.py).
+ROUTE_AUTH_EXCHANGE: Final = "auth-exchange"
+ROUTE_AUTH_REFRESH: Final = "auth-refresh"
+ROUTE_AUTH_REVOKE: Final = "auth-revoke"
+ROUTE_CONFIGURE_AUTHENTICATED_SESSION: Final = "configure-authenticated-session"
+ROUTE_OIDC_AUTHORIZE: Final = "oidc-authorize"
+ROUTE_OIDC_TOKEN: Final = "oidc-token"
+ROUTE_OIDC_JWKS: Final = "oidc-jwks"
+AUTH_ROUTES: Final = (
+    ROUTE_AUTH_EXCHANGE,
+    ROUTE_AUTH_REFRESH,
+    ROUTE_AUTH_REVOKE,
+    ROUTE_CONFIGURE_AUTHENTICATED_SESSION,
+    ROUTE_OIDC_AUTHORIZE,
+    ROUTE_OIDC_TOKEN,
+    ROUTE_OIDC_JWKS,
+)
 ROUTES: Final = (
     ROUTE_OAUTH,
     ROUTE_GUEST_TOKEN,
@@ -49,9 +75,26 @@ ROUTES: Final = (
     ROUTE_GET_JWT,
     ROUTE_CLOSE_SESSION,
     ROUTE_MESSAGES,
+    *AUTH_ROUTES,
 )
 # Guest API actions a fault can be queued on.
-ACTION_ROUTES: Final = (ROUTE_CONFIGURE_SESSION, ROUTE_GET_JWT, ROUTE_CLOSE_SESSION)
+ACTION_ROUTES: Final = (
+    ROUTE_CONFIGURE_SESSION,
+    ROUTE_GET_JWT,
+    ROUTE_CLOSE_SESSION,
+    ROUTE_CONFIGURE_AUTHENTICATED_SESSION,
+)
+# HTTP routes whose only body fault is a page that is not JSON.
+_NOT_JSON_ONLY_ROUTES: Final = (
+    ROUTE_DEPLOYMENT,
+    ROUTE_MESSAGES,
+    ROUTE_AUTH_EXCHANGE,
+    ROUTE_AUTH_REFRESH,
+    ROUTE_AUTH_REVOKE,
+    ROUTE_OIDC_AUTHORIZE,
+    ROUTE_OIDC_TOKEN,
+    ROUTE_OIDC_JWKS,
+)
 TOO_MANY_REQUESTS: Final = 4029
 
 BODY_FAULTS: Final = frozenset({"not-json", "no-token", "not-jwt", "no-access-token"})
@@ -69,14 +112,19 @@ class Fault:
     "ws-connect" (the WebSocket handshake): ``delay``, then ``refuse`` (hang up with no HTTP answer) or
     ``status`` (refuse the upgrade with that HTTP status).
 
-    "configure-session", "get-jwt" and "close-session" (Guest API actions): ``delay``, then ``noise`` (frames a
-    client must skip: an event, another socket's echo of the guest's message, a class no SDK knows, and a
-    same-class answer carrying another tracingId), then one of ``drop`` (close the socket), ``silent`` (never
-    answer), ``body="not-json"`` (a frame that is not JSON), ``code`` (that error code; 4029 answers the
-    TooManyRequestsErrorMessage shape with ``retry_after`` seconds, default 1) or ``session_expired`` (the
-    session expires as the action arrives: a ``SessionExpiredEvent`` instead of the answer); otherwise the
-    normal answer, for "get-jwt" with the token mutations and ``exp_mismatch`` (the answer's ``exp`` is 600 s
-    later than the JWT's).
+    "auth-exchange", "auth-refresh", "auth-revoke" (Genesys' web deployments token calls) and "oidc-authorize",
+    "oidc-token", "oidc-jwks" (the emulator's OpenID provider) are HTTP routes with ``status``, ``retry_after``,
+    ``delay`` and ``body="not-json"`` only; their ``status`` answers Genesys' error body (on "oidc-token", 400
+    and 401 answer an OAuth ``invalid_grant`` error instead).
+
+    "configure-session", "get-jwt", "close-session" and "configure-authenticated-session" (Guest API actions):
+    ``delay``, then ``noise`` (frames a client must skip: an event, another socket's echo of the guest's
+    message, a class no SDK knows, and a same-class answer carrying another tracingId), then one of ``drop``
+    (close the socket), ``silent`` (never answer), ``body="not-json"`` (a frame that is not JSON), ``code``
+    (that error code; 4029 answers the TooManyRequestsErrorMessage shape with ``retry_after`` seconds, default
+    1) or ``session_expired`` (the session expires as the action arrives: a ``SessionExpiredEvent`` instead of
+    the answer); otherwise the normal answer, for "get-jwt" with the token mutations and ``exp_mismatch`` (the
+    answer's ``exp`` is 600 s later than the JWT's).
 
     ``token`` ("guest-token" and "get-jwt"): answer exactly this string as the token (the body's ``token``,
     or the JwtResponse's ``jwt``, whose ``exp`` is then the string's ``exp`` claim when that is an integer,
@@ -179,6 +227,18 @@ _FIELDS_BY_ROUTE: Final = {
     ROUTE_CONFIGURE_SESSION: _ACTION_FIELDS,
     ROUTE_GET_JWT: _ACTION_FIELDS | _TOKEN_MUTATIONS | {"exp_mismatch", "token"},
     ROUTE_CLOSE_SESSION: _ACTION_FIELDS,
+    ROUTE_CONFIGURE_AUTHENTICATED_SESSION: _ACTION_FIELDS,
+    **dict.fromkeys(
+        (
+            ROUTE_AUTH_EXCHANGE,
+            ROUTE_AUTH_REFRESH,
+            ROUTE_AUTH_REVOKE,
+            ROUTE_OIDC_AUTHORIZE,
+            ROUTE_OIDC_TOKEN,
+            ROUTE_OIDC_JWKS,
+        ),
+        _HTTP_FIELDS,
+    ),
 }
 # What an exact token replaces: it cannot also be minted with changes.
 _MINTING_FIELDS: Final = _TOKEN_MUTATIONS | {"sub", "scopes"}
@@ -200,7 +260,7 @@ def check_fault_for_route(route: str, fault: Fault) -> None:
             raise ValueError(f"body on route {route!r} can only be 'not-json'")
         if fault.retry_after is not None and not (fault.code == TOO_MANY_REQUESTS and is_int(fault.retry_after)):
             raise ValueError(f"retry_after on route {route!r} needs code={TOO_MANY_REQUESTS} and whole seconds")
-    if route in (ROUTE_DEPLOYMENT, ROUTE_MESSAGES) and fault.body not in (None, "not-json"):
+    if route in _NOT_JSON_ONLY_ROUTES and fault.body not in (None, "not-json"):
         raise ValueError(f"body on route {route!r} can only be 'not-json'")
 
 

@@ -4,6 +4,9 @@ Starts the Genesys emulator, moto's server as Secrets Manager holding a demo sec
 stand-in, and the widget's demo page on two more origins (http://127.0.0.1:3080/demo/, which
 ALLOWED_ORIGINS allows, and http://127.0.0.1:3081/demo/, which it does not), all on loopback, then serves
 until Ctrl-C. No AWS account, no Docker. Port 0 picks a free port; the URLs printed say which.
+
+SITE_DIR (or --site) names a folder of your own pages, served first at http://127.0.0.1:3080/ (the widget's
+modules beside them). ALLOWED_ORIGINS, when set, replaces the origins the local service allows.
 """
 
 from __future__ import annotations
@@ -68,6 +71,13 @@ def main(argv: list[str] | None = None) -> int:
         help="throttle like the API stage (requests per second, burst), with API Gateway's own 429",
     )
     parser.add_argument(
+        "--site",
+        type=Path,
+        metavar="DIR",
+        default=os.environ.get("SITE_DIR") or None,
+        help="serve this folder of your own pages at the demo's origin, before widget/ (default: SITE_DIR)",
+    )
+    parser.add_argument(
         "--genesys-transcript",
         type=Path,
         metavar="FILE",
@@ -76,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     chosen, problems = _chosen_ports(args)
+    site = args.site.resolve() if args.site else None
+    if site is not None and not site.is_dir():
+        problems.append(f"SITE_DIR (or --site) must be a folder of your pages: {str(args.site)!r} is not one")
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:
@@ -135,14 +148,20 @@ def main(argv: list[str] | None = None) -> int:
 
     throttle = (args.throttle[0], int(args.throttle[1])) if args.throttle else None
     api = LocalApi(lambda_handler, HOST, args.port, throttle=throttle)
-    demo = DemoSite(f"{api.url}/guest-tokens", HOST, args.demo_port, emulator.base_url)
-    blocked_demo = DemoSite(f"{api.url}/guest-tokens", HOST, args.blocked_demo_port, emulator.base_url)
+    demo = DemoSite(f"{api.url}/guest-tokens", HOST, args.demo_port, emulator.base_url, site)
+    blocked_demo = DemoSite(f"{api.url}/guest-tokens", HOST, args.blocked_demo_port, emulator.base_url, site)
     # Known only once the ports are bound; the handler reads its settings at the first request. The API's
     # own origin (the README's curl) and the demo's, each also as localhost; never the blocked demo's.
+    # ALLOWED_ORIGINS from the environment replaces them, as it does in AWS.
     os.environ.setdefault(
         "ALLOWED_ORIGINS", ",".join(origin for url in (api.url, demo.origin) for origin in (url, _as_localhost(url)))
     )
+    allowed = [origin.strip() for origin in os.environ["ALLOWED_ORIGINS"].split(",") if origin.strip()]
     api_port = urlsplit(api.url).port
+    # The curl's Origin: one the service allows.
+    curl_origin = f"http://localhost:{api_port}"
+    if curl_origin not in allowed and allowed and allowed[0] != "*":
+        curl_origin = allowed[0]
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -150,19 +169,30 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     demo.start()
     blocked_demo.start()
-    print(f"Genesys emulator:       {emulator.base_url}", flush=True)
-    deployment = os.environ["GENESYS_DEPLOYMENT_ID"]
-    print(f"Genesys Web Messaging:  {emulator.webmessaging_url}  deployment {deployment}", flush=True)
-    print(f"Guest-token source:     {os.environ['GUEST_TOKEN_SOURCE']}", flush=True)
-    print(f"Secrets Manager (moto): {secrets_url}  secret {SECRET_ID}", flush=True)
-    print(f"Guest-token API:        {api.url}/guest-tokens", flush=True)
-    print(f"Demo page:              {demo.demo_url}", flush=True)
-    print(f"Demo, origin not allowed: {blocked_demo.demo_url}", flush=True)
+
+    def say(label: str, value: str) -> None:
+        print(f"{label + ':':<23} {value}", flush=True)
+
+    say("Genesys emulator", emulator.base_url)
+    say("Genesys Web Messaging", f"{emulator.webmessaging_url}  deployment {os.environ['GENESYS_DEPLOYMENT_ID']}")
+    say("Sign-in (OpenID)", f"{emulator.oidc_url}  (the emulator's identity provider for signed-in customers)")
+    say("Guest-token source", os.environ["GUEST_TOKEN_SOURCE"])
+    say("Secrets Manager (moto)", f"{secrets_url}  secret {SECRET_ID}")
+    say("Guest-token API", f"{api.url}/guest-tokens")
+    say("Demo page", demo.demo_url)
+    say("Demo, origin not allowed", blocked_demo.demo_url)
+    if site is not None:
+        say("Your pages (SITE_DIR)", f"{demo.site_url}  from {site}")
+    else:
+        say("Your pages", f"none (SITE_DIR=path/to/folder make run serves one at {demo.site_url})")
+    say("History relay", f"{demo.history_relay}  (the chat's apiBaseUrl with make run)")
+    say("Allowed origins", f"{', '.join(allowed) or 'none'}  (ALLOWED_ORIGINS=... make run replaces them)")
     print(
-        f"Try: curl -s -X POST {api.url}/guest-tokens -H 'Origin: http://localhost:{api_port}' "
+        f"Try: curl -s -X POST {api.url}/guest-tokens -H 'Origin: {curl_origin}' "
         "-H 'Content-Type: application/json' -d '{}'",
         flush=True,
     )
+    print("Ctrl-C stops it all.", flush=True)
     try:
         api.serve_forever()
     except KeyboardInterrupt:

@@ -1,9 +1,10 @@
 """Genesys' Web Messaging Guest API (the guest WebSocket), served beside the HTTP emulator.
 
 Guests connect to ``<webmessaging_url>/v1?deploymentId=<id>`` and exchange JSON text frames: ``configureSession``,
-``getJwt``, ``echo`` (the health check), ``onMessage`` (texts, and events such as an autostart's Presence Join)
-and ``closeSession``. This module owns the sessions and the socket; ``GuestApiHost`` (the HTTP emulator) counts
-requests, hands out faults and mints the session JWTs. It is built on websockets' threaded server, so no
+``configureAuthenticatedSession`` (a signed-in customer), ``getJwt``, ``echo`` (the health check), ``onMessage``
+(texts, and events such as an autostart's Presence Join) and ``closeSession``. This module owns the sessions
+and the socket; ``GuestApiHost`` (the HTTP emulator) counts requests, hands out faults, mints the session JWTs
+and checks the auth JWTs of signed-in customers. It is built on websockets' threaded server, so no
 framing is written by hand.
 
 Frames are shaped as Genesys' own clients' test fixtures show them (MyPureCloud/
@@ -40,6 +41,29 @@ Choices where Genesys' public documentation is silent (pinned by tests/integrati
   it; None turns the agent off.
 * The session JWT is opaque to this module: the history call finds the session by the exact JWT getJwt
   handed out (``session_for_jwt``), whatever its shape.
+
+Signed-in customers (authenticated web messaging; the auth JWTs come from the HTTP emulator's web deployments
+token calls, which ``GuestApiHost.authenticated_user`` checks):
+
+* ``configureAuthenticatedSession`` (``{"action", "token", "deploymentId", "startNew"?, "data": {"code": <auth
+  JWT>}}``) is checked like ``configureSession`` (4020, then 4000), then ``data.code``: missing or not a
+  non-empty string answers 4020 "data.code is required"; an auth JWT the emulator did not issue, or one expired,
+  revoked, or issued for another deployment, answers the transport SDK fixture's
+  ``{"type": "response", "class": "string", "code": 401, "body": "User is unauthorized"}``. Otherwise it is
+  answered like ``configureSession`` and the session is authenticated as that customer.
+* An anonymous session configured with an auth JWT becomes authenticated and keeps its conversation; a session
+  authenticated as another customer (another ``sub``) is replaced by a new one (new guest identity, empty
+  history) and the answer says ``clearedExistingSession: true``. A new conversation (``startNew`` on a read-only
+  session) stays authenticated.
+* ``configureSession`` on an authenticated session's token answers 4017 (CannotDowngradeToUnauthenticated),
+  even after sign-out.
+* Revoking the auth JWT (the sign-out; ``WebMessagingState.logout``) signs out every session configured with an
+  auth JWT of that sign-in: each socket configured with such a session's token gets
+  ``{"type": "message", "class": "LogoutEvent", "code": 200, "body": {}}`` and must configure again (follow-up
+  actions answer 4007; the socket stays open: the transport SDK disconnects itself); the session's history
+  answers 401 until the customer signs in on it again with ``configureAuthenticatedSession``.
+* The agent greets a signed-in customer by name: "Thanks, Alex Example! You wrote: …".
+* A replayed transcript reshapes ``configureAuthenticatedSession``'s answer as its recorded ``configureSession``.
 """
 
 from __future__ import annotations
@@ -64,6 +88,7 @@ from websockets.sync.server import Server, ServerConnection, serve
 
 from devtools.genesys_faults import (
     ROUTE_CLOSE_SESSION,
+    ROUTE_CONFIGURE_AUTHENTICATED_SESSION,
     ROUTE_CONFIGURE_SESSION,
     ROUTE_GET_JWT,
     ROUTE_WS_CONNECT,
@@ -79,6 +104,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AGENT_REPLY_SECONDS",
+    "CANNOT_DOWNGRADE",
     "DEMO_DEPLOYMENT_ID",
     "DEPLOYMENT_STATUSES",
     "FEATURE_UNAVAILABLE",
@@ -87,8 +113,10 @@ __all__ = [
     "SESSION_EXPIRED",
     "SESSION_NOT_FOUND",
     "TOO_MANY_REQUESTS",
+    "UNAUTHORIZED",
     "UNEXPECTED_ERROR",
     "WEBMESSAGING_PATH",
+    "AuthenticatedUser",
     "Deployment",
     "GuestApiHost",
     "WebMessagingServer",
@@ -109,11 +137,25 @@ MAX_CUSTOM_DATA_BYTES: Final = 2048
 FEATURE_UNAVAILABLE: Final = 4000
 SESSION_EXPIRED: Final = 4006
 SESSION_NOT_FOUND: Final = 4007
+CANNOT_DOWNGRADE: Final = 4017
 MISSING_PARAMETER: Final = 4020
 UNEXPECTED_ERROR: Final = 5000
+# An auth JWT refused by configureAuthenticatedSession: an HTTP-style code in a string frame (transport SDK).
+UNAUTHORIZED: Final = 401
+UNAUTHORIZED_MESSAGE: Final = "User is unauthorized"
 
 # What a proxy error page looks like to a client expecting a JSON frame.
 _NOT_JSON_FRAME: Final = "<html><body><h1>Oops</h1>upstream said no"
+
+
+@dataclass(frozen=True)
+class AuthenticatedUser:
+    """The customer an auth JWT signs in: the sign-in it belongs to (revoking it signs the sessions out), the
+    identity provider's ``sub`` and the customer's name."""
+
+    sign_in: str
+    sub: str
+    name: str
 
 
 class GuestApiHost(Protocol):
@@ -131,6 +173,10 @@ class GuestApiHost(Protocol):
     def finish_ws_record(self, record: RecordedRequest | None, status: int | None) -> None: ...
 
     def mint_session_jwt(self, session_id: str, deployment_id: str, fault: Fault | None) -> tuple[str, int]: ...
+
+    def authenticated_user(self, auth_jwt: str, deployment_id: str) -> AuthenticatedUser | None:
+        """The customer of an auth JWT the host issued for ``deployment_id``, live (not expired or revoked)."""
+        ...
 
 
 # -- deployments ---------------------------------------------------------------------------------------
@@ -213,6 +259,8 @@ class _Session:
     read_only: bool = False
     expired: bool = False
     messages: list[dict[str, Any]] = field(default_factory=list)
+    user: AuthenticatedUser | None = None  # set once configured with an auth JWT: the session is authenticated
+    logged_out: bool = False  # its sign-in was revoked; a configureAuthenticatedSession signs it in again
 
     def is_expired(self, now: float) -> bool:
         return self.expired or now >= self.expires_at
@@ -225,6 +273,10 @@ class _Session:
             "readOnly": self.read_only,
             "expired": self.is_expired(now),
             "messages": len(self.messages),
+            "authenticated": self.user is not None,
+            # The customer's name is demo data, shown so a test or a person can see who chats; never the sub.
+            "name": self.user.name if self.user is not None else None,
+            "loggedOut": self.logged_out,
         }
 
 
@@ -236,6 +288,7 @@ class Configured:
     new_session: bool
     read_only: bool
     expires_at: int
+    cleared_existing_session: bool = False
 
 
 @dataclass(frozen=True)
@@ -282,6 +335,8 @@ class WebMessagingState:
         self.replay: Replay | None = None
         # The socket server's hook: tell the guests whose session the harness expired or ended.
         self.on_change: Callable[[str, dict[str, Any]], None] | None = None
+        # The socket server's hook: sign out the sockets configured with a (deployment, token) (LogoutEvent).
+        self.on_logout: Callable[[str, str], None] | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -299,7 +354,10 @@ class WebMessagingState:
         with self._lock:
             return self._deployments.get(deployment_id)
 
-    def configure(self, deployment_id: str, token: str, start_new: bool) -> Configured | GuestError:
+    def configure(
+        self, deployment_id: str, token: str, start_new: bool, user: AuthenticatedUser | None = None
+    ) -> Configured | GuestError:
+        """configureSession, or with ``user`` configureAuthenticatedSession (its auth JWT already checked)."""
         now = time.time()
         with self._lock:
             deployment = self._deployments.get(deployment_id)
@@ -308,21 +366,30 @@ class WebMessagingState:
             session = self._sessions.get((deployment_id, token))
             if session is not None and session.is_expired(now):
                 return GuestError(SESSION_EXPIRED, "Session has expired")
-            if session is None or (session.read_only and start_new):
+            if user is None and session is not None and session.user is not None:
+                return GuestError(CANNOT_DOWNGRADE, "Cannot downgrade an authenticated session to unauthenticated")
+            cleared = (
+                user is not None and session is not None and session.user is not None and session.user.sub != user.sub
+            )
+            if session is None or cleared or (session.read_only and start_new):
                 # A new conversation on the same token: a new guest identity and an empty history.
-                session = _Session(str(uuid.uuid4()), deployment_id, now + SESSION_DURATION_SECONDS)
+                signed_in = user if user is not None else (session.user if session is not None else None)
+                session = _Session(str(uuid.uuid4()), deployment_id, now + SESSION_DURATION_SECONDS, user=signed_in)
                 self._sessions[(deployment_id, token)] = session
             else:
                 session.new_session = False
                 session.expires_at = now + SESSION_DURATION_SECONDS
-            return Configured(session.id, session.new_session, session.read_only, int(session.expires_at))
+                if user is not None:
+                    session.user = user
+                    session.logged_out = False
+            return Configured(session.id, session.new_session, session.read_only, int(session.expires_at), cleared)
 
     def live_session(self, deployment_id: str, token: str) -> _Session | GuestError:
         """The session for a follow-up action (its activity extends its life), or why there is none."""
         now = time.time()
         with self._lock:
             session = self._sessions.get((deployment_id, token))
-            if session is None:
+            if session is None or session.logged_out:
                 return GuestError(SESSION_NOT_FOUND, "Session not found")
             if session.is_expired(now):
                 return GuestError(SESSION_EXPIRED, "Session has expired")
@@ -340,9 +407,31 @@ class WebMessagingState:
         now = time.time()
         with self._lock:
             for session in self._sessions.values():
-                if session.id == session_id and not session.is_expired(now):
+                if session.id == session_id and not session.is_expired(now) and not session.logged_out:
                     return [dict(message) for message in reversed(session.messages)]
             return None
+
+    def customer_name(self, session_id: str) -> str | None:
+        """The signed-in customer's name for a session, None for a guest's."""
+        with self._lock:
+            for session in self._sessions.values():
+                if session.id == session_id and session.user is not None:
+                    return session.user.name
+            return None
+
+    def logout(self, sign_in: str) -> int:
+        """Sign out every session authenticated by ``sign_in`` (its auth JWT was revoked): their sockets get a
+        LogoutEvent and must configure again. Returns how many sessions were signed out."""
+        keys: list[tuple[str, str]] = []
+        with self._lock:
+            for key, session in self._sessions.items():
+                if session.user is not None and session.user.sign_in == sign_in and not session.logged_out:
+                    session.logged_out = True
+                    keys.append(key)
+        for deployment_id, token in keys:
+            if self.on_logout is not None:
+                self.on_logout(deployment_id, token)
+        return len(keys)
 
     def remember_jwt(self, jwt: str, session_id: str, exp: int) -> None:
         with self._lock:
@@ -438,10 +527,16 @@ def session_expired_event(frame_type: FrameType = "response") -> dict[str, Any]:
     return {"type": frame_type, "class": "SessionExpiredEvent", "code": 200, "body": {}}
 
 
+def logout_event() -> dict[str, Any]:
+    """What sockets of a signed-out session get (the transport SDK fixture's LogoutEvent)."""
+    return {"type": "message", "class": "LogoutEvent", "code": 200, "body": {}}
+
+
 _DEFAULT_ERROR_MESSAGES: Final = {
     FEATURE_UNAVAILABLE: "Feature unavailable",
     SESSION_EXPIRED: "Session has expired",
     SESSION_NOT_FOUND: "Session not found",
+    CANNOT_DOWNGRADE: "Cannot downgrade an authenticated session to unauthenticated",
     MISSING_PARAMETER: "Missing parameter",
     UNEXPECTED_ERROR: "Unexpected error",
 }
@@ -495,6 +590,7 @@ class WebMessagingServer:
         self._connections_lock = threading.Lock()
         registry, registry_lock = self._connections, self._connections_lock
         state.on_change = self._push_to_session
+        state.on_logout = self._log_out_sockets
 
         class _Tracked(_GuestConnection):
             def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -603,6 +699,10 @@ class WebMessagingServer:
         action = request.get("action")
         if action == "configureSession":
             return self._faulted(connection, ROUTE_CONFIGURE_SESSION, request, self._configure_session)
+        if action == "configureAuthenticatedSession":
+            return self._faulted(
+                connection, ROUTE_CONFIGURE_AUTHENTICATED_SESSION, request, self._configure_authenticated_session
+            )
         if action == "getJwt":
             return self._faulted(connection, ROUTE_GET_JWT, request, self._get_jwt)
         if action == "closeSession":
@@ -674,12 +774,25 @@ class WebMessagingServer:
     def _send_answer(self, connection: ServerConnection, frames: list[dict[str, Any]], request: dict[str, Any]) -> None:
         """Send an action's answer; a replayed transcript first reshapes it to the frames it recorded."""
         if self._state.replay is not None:
-            frames = self._state.replay.frames(str(request.get("action")), frames, request.get("tracingId"))
+            action = str(request.get("action"))
+            # Answered like configureSession, so reshaped like the configureSession the transcript recorded.
+            recorded_as = "configureSession" if action == "configureAuthenticatedSession" else action
+            frames = self._state.replay.frames(recorded_as, frames, request.get("tracingId"))
         for frame in frames:
             self._send(connection, frame)
 
     def _configure_session(
         self, connection: _GuestConnection, request: dict[str, Any], fault: Fault | None
+    ) -> list[dict[str, Any]]:
+        return self._configure(connection, request, authenticated=False)
+
+    def _configure_authenticated_session(
+        self, connection: _GuestConnection, request: dict[str, Any], fault: Fault | None
+    ) -> list[dict[str, Any]]:
+        return self._configure(connection, request, authenticated=True)
+
+    def _configure(
+        self, connection: _GuestConnection, request: dict[str, Any], *, authenticated: bool
     ) -> list[dict[str, Any]]:
         deployment_id = request.get("deploymentId")
         problem = _token_problem(request.get("token"))
@@ -689,8 +802,17 @@ class WebMessagingServer:
             return [self._error(MISSING_PARAMETER, problem, request)]
         if deployment_id != connection.deployment_id:
             return [self._error(FEATURE_UNAVAILABLE, "deploymentId does not match the connection", request)]
+        user = None
+        if authenticated:
+            data = request.get("data")
+            auth_jwt = data.get("code") if isinstance(data, dict) else None
+            if not isinstance(auth_jwt, str) or not auth_jwt:
+                return [self._error(MISSING_PARAMETER, "data.code is required", request)]
+            user = self._host.authenticated_user(auth_jwt, deployment_id)
+            if user is None:
+                return [self._error(UNAUTHORIZED, UNAUTHORIZED_MESSAGE, request)]
         token: str = request["token"]
-        outcome = self._state.configure(deployment_id, token, request.get("startNew") is True)
+        outcome = self._state.configure(deployment_id, token, request.get("startNew") is True, user)
         if isinstance(outcome, GuestError):
             return [self._error(outcome.code, outcome.message, request)]
         connection.configured_token = token
@@ -699,7 +821,7 @@ class WebMessagingServer:
             "newSession": outcome.new_session,
             "readOnly": outcome.read_only,
             "maxCustomDataBytes": MAX_CUSTOM_DATA_BYTES,
-            "clearedExistingSession": False,
+            "clearedExistingSession": outcome.cleared_existing_session,
             "allowedMedia": {"inbound": {"fileTypes": [], "maxFileSizeKB": 0}},
             "blockedExtensions": [],
             "durationSeconds": SESSION_DURATION_SECONDS,
@@ -810,12 +932,28 @@ class WebMessagingServer:
         self._push(token, deployment_id, structured(_event("Typing", {"type": "On", "duration": 5000})))
         if stopping.wait(delay / 2) or self._state.history(session_id) is None:
             return  # stopping, or the session expired meanwhile
-        reply = _message({"text": f"Thanks! You wrote: {text}", "type": "Text", "direction": "Outbound"})
+        name = self._state.customer_name(session_id)
+        thanks = f"Thanks, {name}!" if name is not None else "Thanks!"
+        reply = _message({"text": f"{thanks} You wrote: {text}", "type": "Text", "direction": "Outbound"})
         self._state.add_message(session_id, reply)
         self._push(token, deployment_id, structured(dict(reply)))
 
     def _push_to_session(self, token: str, frame: dict[str, Any]) -> None:
         self._push(token, None, frame)
+
+    def _log_out_sockets(self, deployment_id: str, token: str) -> None:
+        """The session's sign-in was revoked: every socket configured with its token gets a LogoutEvent and must
+        configure again."""
+        with self._connections_lock:
+            targets = [
+                c
+                for c in self._connections
+                if c.configured_token == token and c.deployment_id == deployment_id and c.protocol.state is State.OPEN
+            ]
+        for connection in targets:
+            connection.configured_token = None
+            self._send(connection, logout_event())
+        self._log("LogoutEvent", len(targets), None)
 
     def _push(self, token: str | None, deployment_id: str | None, frame: dict[str, Any]) -> None:
         """Send an unsolicited frame to every socket configured with ``token`` (on ``deployment_id``)."""
