@@ -10,7 +10,9 @@ on an origin the local service allows; a file the folder lacks (the modules, ``/
 emulator's URL, where the guest REST API is: ``/genesys/``, which forwards the one call a guest's browser
 makes, ``GET /genesys/api/v2/webmessaging/messages`` (the history, with the guest JWT), to the emulator.
 Genesys' own API answers browsers with CORS; the emulator does not, so this site relays it, with CORS for
-any origin (a page served elsewhere can use it too).
+any origin (a page served elsewhere can use it too). With the emulator's URL it also names the emulator's
+OpenID provider (``signIn``: its authorize URL and the demo's client id), where the demo's "Sign in" goes; the
+provider sends the browser back to the demo page itself (``/demo/?code=…&state=…``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import urllib3
+
+from devtools.oidc_emulator import AUTHORIZE_PATH, DEMO_OIDC_CLIENT_ID
 
 WIDGET_DIR = Path(__file__).resolve().parent.parent / "widget"
 CONFIG_PATH = "/demo/config.json"
@@ -43,8 +47,14 @@ class DemoSite:
         port: int = 0,
         genesys_api: str | None = None,
         site_dir: Path | None = None,
+        *,
+        sign_in: bool = False,
     ) -> None:
-        settings = {"endpoint": endpoint} | ({"genesysApi": GENESYS_PREFIX} if genesys_api else {})
+        settings: dict[str, Any] = {"endpoint": endpoint}
+        if genesys_api:
+            settings["genesysApi"] = GENESYS_PREFIX
+        if genesys_api and sign_in:  # only where the service signs customers in: else the button could only fail
+            settings["signIn"] = {"authorizeUrl": f"{genesys_api}{AUTHORIZE_PATH}", "clientId": DEMO_OIDC_CLIENT_ID}
         config = json.dumps(settings).encode()
         roots = [str(root) for root in (site_dir, WIDGET_DIR) if root is not None]
         history = GENESYS_PREFIX.rstrip("/") + HISTORY_PATH

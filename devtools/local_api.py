@@ -27,6 +27,8 @@ from urllib.parse import parse_qs, urlsplit
 from devtools.template import template
 
 GUEST_TOKENS_RESOURCE = "/guest-tokens"
+# The template's resources; any other path is the catch-all's.
+RESOURCES = (GUEST_TOKENS_RESOURCE, "/authenticated-sessions", "/authenticated-sessions/refresh")
 STAGE = "local"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -106,8 +108,8 @@ def build_event(
     """An API Gateway REST proxy event for one request, as the template's two routes produce it."""
     header_map = dict(headers or {})
     multi_query = parse_qs(query, keep_blank_values=True) if query else {}
-    if path == GUEST_TOKENS_RESOURCE:
-        resource, path_parameters = GUEST_TOKENS_RESOURCE, None
+    if path in RESOURCES:
+        resource, path_parameters = path, None
     else:
         resource, path_parameters = "/{proxy+}", {"proxy": path.lstrip("/")}
 
@@ -142,7 +144,9 @@ def build_event(
             "resourceId": "local",
             "resourcePath": resource,
             "httpMethod": method,
-            "path": f"/{STAGE}{path}",
+            # The path as the client sent it (API Gateway's own URL has the stage in it; this server's has none):
+            # the signed-in routes scope their cookie to it.
+            "path": path,
             "stage": STAGE,
             "protocol": "HTTP/1.1",
             "requestId": request_id,

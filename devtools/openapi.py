@@ -15,7 +15,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 OPENAPI_JSON = REPO / "openapi.json"
 # Client generators name their functions after these: stable, not the route functions' Python names.
-OPERATION_IDS = {("/guest-tokens", "post"): "createGuestToken", ("/guest-tokens", "options"): "preflightGuestTokens"}
+OPERATION_IDS = {
+    ("/guest-tokens", "post"): "createGuestToken",
+    ("/guest-tokens", "options"): "preflightGuestTokens",
+    ("/authenticated-sessions", "post"): "signIn",
+    ("/authenticated-sessions", "delete"): "signOut",
+    ("/authenticated-sessions", "options"): "preflightAuthenticatedSessions",
+    ("/authenticated-sessions/refresh", "post"): "refreshAuthenticatedSession",
+    ("/authenticated-sessions/refresh", "options"): "preflightAuthenticatedSessionRefresh",
+}
 SCHEMA_REF = "#/components/schemas/"
 
 
@@ -34,6 +42,9 @@ def document() -> str:
     # The route's body argument has a default only because Powertools never passes it (validation is off, the
     # route parses the body itself); the body itself is required: a request without one is a 400.
     schema["paths"]["/guest-tokens"]["post"]["requestBody"]["required"] = True
+    schema["paths"]["/authenticated-sessions"]["post"]["requestBody"]["required"] = True
+    # A refresh without a body refreshes the chat sealed with the cookie.
+    schema["paths"]["/authenticated-sessions/refresh"]["post"]["requestBody"]["required"] = False
     for (path, method), operation_id in OPERATION_IDS.items():
         schema["paths"][path][method]["operationId"] = operation_id
     # Powertools adds its own validation errors' schemas, which no answer of this API uses (validation is off).

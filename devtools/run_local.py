@@ -5,8 +5,12 @@ stand-in, and the widget's demo page on two more origins (http://127.0.0.1:3080/
 ALLOWED_ORIGINS allows, and http://127.0.0.1:3081/demo/, which it does not), all on loopback, then serves
 until Ctrl-C. No AWS account, no Docker. Port 0 picks a free port; the URLs printed say which.
 
-SITE_DIR (or --site) names a folder of your own pages, served first at http://127.0.0.1:3080/ (the widget's
+SITE_DIR (or --site) names a folder of your own pages, served first at http://localhost:3080/ (the widget's
 modules beside them). ALLOWED_ORIGINS, when set, replaces the origins the local service allows.
+
+Signed-in customers are on (with the webmessaging source): a cookie-keys secret in the local Secrets Manager, and
+the demo and the API both on the host name ``localhost`` (two ports, one site), as a company's site and its API
+on its own domain are: browsers send the SameSite=Strict refresh cookie only to the same site.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from types import FrameType
 from urllib.parse import urlsplit
 
 import boto3
+from cryptography.fernet import Fernet
 from moto.server import ThreadedMotoServer
 
 from devtools.demo_site import DemoSite
@@ -33,6 +38,7 @@ from devtools.local_api import LocalApi
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET_ID = "genesys-guest-token/local"
+COOKIE_KEYS_SECRET_ID = "genesys-guest-token/local-cookie-keys"
 HOST = "127.0.0.1"
 
 
@@ -138,9 +144,17 @@ def main(argv: list[str] | None = None) -> int:
     # The Web Messaging Guest API by default, as in AWS; GUEST_TOKEN_SOURCE=rest for the tutorial's contract.
     os.environ.setdefault("GUEST_TOKEN_SOURCE", "webmessaging")
     os.environ.setdefault("GENESYS_DEPLOYMENT_ID", DEMO_DEPLOYMENT_ID)
-    boto3.client("secretsmanager", endpoint_url=secrets_url).create_secret(
+    secrets_client = boto3.client("secretsmanager", endpoint_url=secrets_url)
+    secrets_client.create_secret(
         Name=SECRET_ID, SecretString=json.dumps({"clientId": DEMO_CLIENT_ID, "clientSecret": DEMO_CLIENT_SECRET})
     )
+    # Signed-in customers (webmessaging only): a fresh key each run, so a cookie never outlives the stack.
+    if os.environ["GUEST_TOKEN_SOURCE"] == "webmessaging":
+        os.environ.setdefault("AUTH_COOKIE_KEYS_SECRET_ID", COOKIE_KEYS_SECRET_ID)
+    if os.environ.get("AUTH_COOKIE_KEYS_SECRET_ID") == COOKIE_KEYS_SECRET_ID:
+        secrets_client.create_secret(
+            Name=COOKIE_KEYS_SECRET_ID, SecretString=json.dumps({"keys": [Fernet.generate_key().decode()]})
+        )
 
     # Imported only now: Powertools reads its environment variables at import time.
     sys.path.insert(0, str(REPO / "functions" / "guest_token"))
@@ -148,8 +162,13 @@ def main(argv: list[str] | None = None) -> int:
 
     throttle = (args.throttle[0], int(args.throttle[1])) if args.throttle else None
     api = LocalApi(lambda_handler, HOST, args.port, throttle=throttle)
-    demo = DemoSite(f"{api.url}/guest-tokens", HOST, args.demo_port, emulator.base_url, site)
-    blocked_demo = DemoSite(f"{api.url}/guest-tokens", HOST, args.blocked_demo_port, emulator.base_url, site)
+    # The page and the API on one host name, localhost: the same site, as the refresh cookie needs.
+    api_url = _as_localhost(api.url)
+    sign_in = bool(os.environ.get("AUTH_COOKIE_KEYS_SECRET_ID"))
+    demo = DemoSite(f"{api_url}/guest-tokens", HOST, args.demo_port, emulator.base_url, site, sign_in=sign_in)
+    blocked_demo = DemoSite(
+        f"{api_url}/guest-tokens", HOST, args.blocked_demo_port, emulator.base_url, site, sign_in=sign_in
+    )
     # Known only once the ports are bound; the handler reads its settings at the first request. The API's
     # own origin (the README's curl) and the demo's, each also as localhost; never the blocked demo's.
     # ALLOWED_ORIGINS from the environment replaces them, as it does in AWS.
@@ -178,14 +197,19 @@ def main(argv: list[str] | None = None) -> int:
     say("Sign-in (OpenID)", f"{emulator.oidc_url}  (the emulator's identity provider for signed-in customers)")
     say("Guest-token source", os.environ["GUEST_TOKEN_SOURCE"])
     say("Secrets Manager (moto)", f"{secrets_url}  secret {SECRET_ID}")
-    say("Guest-token API", f"{api.url}/guest-tokens")
-    say("Demo page", demo.demo_url)
-    say("Demo, origin not allowed", blocked_demo.demo_url)
-    if site is not None:
-        say("Your pages (SITE_DIR)", f"{demo.site_url}  from {site}")
+    say("Guest-token API", f"{api_url}/guest-tokens")
+    if os.environ.get("AUTH_COOKIE_KEYS_SECRET_ID"):
+        keys_secret = os.environ["AUTH_COOKIE_KEYS_SECRET_ID"]
+        say("Signed-in API", f"{api_url}/authenticated-sessions  (refresh cookie keys: secret {keys_secret})")
     else:
-        say("Your pages", f"none (SITE_DIR=path/to/folder make run serves one at {demo.site_url})")
-    say("History relay", f"{demo.history_relay}  (the chat's apiBaseUrl with make run)")
+        say("Signed-in API", "off (needs GUEST_TOKEN_SOURCE webmessaging and AUTH_COOKIE_KEYS_SECRET_ID)")
+    say("Demo page", _as_localhost(demo.demo_url))
+    say("Demo, origin not allowed", _as_localhost(blocked_demo.demo_url))
+    if site is not None:
+        say("Your pages (SITE_DIR)", f"{_as_localhost(demo.site_url)}  from {site}")
+    else:
+        say("Your pages", f"none (SITE_DIR=path/to/folder make run serves one at {_as_localhost(demo.site_url)})")
+    say("History relay", f"{_as_localhost(demo.history_relay)}  (the chat's apiBaseUrl with make run)")
     say("Allowed origins", f"{', '.join(allowed) or 'none'}  (ALLOWED_ORIGINS=... make run replaces them)")
     print(
         f"Try: curl -s -X POST {api.url}/guest-tokens -H 'Origin: {curl_origin}' "

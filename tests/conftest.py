@@ -285,6 +285,12 @@ def assert_no_secrets(answer: Answer) -> None:
     assert "Bearer " not in written and "Basic " not in written
     if answer.status == 200:
         assert answer.json["token"] not in written
+        # A signed-in customer's auth JWT, and the sealed refresh token the answer hands the browser.
+        if "authToken" in answer.json:
+            assert answer.json["authToken"] not in written
+    cookie = answer.headers.get("Set-Cookie", "").partition(";")[0].partition("=")[2]
+    if cookie:
+        assert cookie not in written
 
 
 def read_request(connection: socket.socket) -> None:

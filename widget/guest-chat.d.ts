@@ -46,8 +46,9 @@ export interface GuestChatOptions {
 /**
  * `idle`: no token yet (or not started); `replacing`: getting a new session after Genesys ended or expired one;
  * `unavailable`: the token has no Web Messaging session (`rest` source), the browser refused its `webSocketUrl`,
- * Genesys refused `configureSession` with a 4xxx, or sessions kept being refused (5 replacements in a row without a healthy one); retried on the
- * token client's next token. `closed`: `close()`.
+ * Genesys refused `configureSession` with a 4xxx, or sessions kept being refused (5 replacements in a row without a healthy one), or
+ * a signed-in customer's auth JWT was refused 4 times in a row (401); retried on the token client's next token.
+ * `closed`: `close()`.
  */
 export type GuestChatState = "idle" | "connecting" | "open" | "reconnecting" | "replacing" | "unavailable" | "closed";
 
@@ -56,7 +57,9 @@ export declare class GuestChatError extends Error {
   readonly name: "GuestChatError";
   /**
    * Genesys' code: 4000 (refused, e.g. a read-only session), 4006 (session expired), 4007 (session not
-   * found), 4020 (missing parameter), 4029 (too many requests: waited out and sent again), 5000; or
+   * found), 4017 (an anonymous `configureSession` on a signed-in customer's session: the chat asks the token
+   * client for a new guest, `reset()`), 4020 (missing parameter), 4029 (too many requests: waited out and sent
+   * again), 5000; 401 (a signed-in customer's auth JWT refused, reported only once 3 refreshes did not help); or
    * `connection_lost` (also a keep-alive followed by no frame, or a `ConnectionClosedEvent`: another tab or
    * device closed the session's connections), `timeout` (no WebSocket handshake or `configureSession`
    * answer within 15 s), `session_unavailable` (gave up replacing sessions), `unavailable` (a send while the
@@ -105,6 +108,13 @@ export interface GuestChatEventMap {
  * an `Inbound` `StructuredMessage` the oldest unanswered request with the same message (else it is this
  * guest's message from another tab or device). A `SessionExpiredEvent` replaces the session; a
  * `ConnectionClosedEvent` reconnects; other classes are ignored.
+ *
+ * Signed-in customers (guest-sign-in.js): a token with `authToken` is joined with `configureAuthenticatedSession`
+ * (`data.code` = the auth JWT) instead of `configureSession`. Genesys' `401` string frame to it (the auth JWT
+ * refused) makes the chat ask the token client for a token (`refresh()`: the service refreshes the auth JWT
+ * through its cookie) and configure again, 3 times at most before `unavailable`, as the transport SDK does. A
+ * `LogoutEvent` (signed out here, in another tab or elsewhere) ends the session: the chat asks the token
+ * client for a token and joins whatever session that is (anonymous once the sign-in is gone).
  */
 export interface GuestChat extends TypedEventTarget<GuestChatEventMap> {
   readonly state: GuestChatState;

@@ -36,6 +36,7 @@ class GuestChat extends EventTarget {
   #following = false;
   #attempts = 0; // since the chat was last healthy, as #replacements
   #replacements = 0;
+  #reauths = 0;
   #timer;
   #deadline;
   #healthy;
@@ -43,6 +44,7 @@ class GuestChat extends EventTarget {
   #echoing = false; // no frame since the last echo
   #pending = new Map(); // tracingId -> request, oldest first
   #outbox = [];
+  #live; // shown while the history loads
   #ids = 0;
 
   constructor(options) {
@@ -127,8 +129,10 @@ class GuestChat extends EventTarget {
       return this.#giveUp(new GuestChatError(error.message, { code: 'websocket_refused' }));
     }
     this.#expect(); // the handshake
-    ws.onopen = () =>
-      this.#request({ frame: { action: 'configureSession', deploymentId: token.deploymentId }, configure: true });
+    const code = token.authToken; // a signed-in customer's auth JWT
+    const action = code ? 'configureAuthenticatedSession' : 'configureSession';
+    const frame = { action, deploymentId: token.deploymentId, data: code && { code } };
+    ws.onopen = () => this.#request({ frame, configure: true });
     ws.onmessage = (event) => this.#onFrame(event.data);
     ws.onclose = () => this.#lost('The chat connection was lost.', 'connection_lost');
   }
@@ -202,7 +206,8 @@ class GuestChat extends EventTarget {
     } else if (reply && tracingId != null) return; // an answer to someone else's request
     if (failed) this.#onErrorFrame(frame, request || {}, id);
     else if (kind === 'SessionResponse') request?.configure && this.#onSession(body);
-    else if (kind === 'SessionExpiredEvent') this.#replace();
+    // Or signed out: the token client says who the guest is now.
+    else if (kind === 'SessionExpiredEvent' || kind === 'LogoutEvent') this.#replace();
     // Another tab or device closed the session's connections to start anew: join it.
     else if (kind === 'ConnectionClosedEvent') this.#lost('Closed by another tab.', 'connection_lost');
     else if (kind === 'StructuredMessage' && typeof body === 'object' && body) {
@@ -210,6 +215,7 @@ class GuestChat extends EventTarget {
       if (body.type === 'Text' && !request?.echo) {
         const message = toMessage(body, false);
         request?.resolve?.(message);
+        this.#live?.push(message);
         this.#emit('message', message);
       }
       for (const event of Array.isArray(body.events) ? body.events : []) {
@@ -225,6 +231,7 @@ class GuestChat extends EventTarget {
     // Ended by the agent: the service starts a new conversation.
     if (body?.readOnly) return this.#replace();
     this.#setState('open');
+    this.#reauths = 0;
     // Backoffs restart only once a socket has proven healthy.
     this.#healthy = setTimeout(() => this.#settle(), 30000);
     this.#keepAlive = setInterval(() => this.#echo(), this.#keepAliveMs);
@@ -237,9 +244,13 @@ class GuestChat extends EventTarget {
     }
     for (const request of this.#outbox.splice(0)) this.#request(request);
     const ws = this.#ws;
+    const live = (this.#live = []);
     this.loadHistory().then(
       // Not for a replaced or closed session.
-      (messages) => this.#ws === ws && this.#emit('history', messages),
+      (messages) => {
+        const ids = new Set(messages.map((m) => m.id));
+        this.#ws === ws && this.#emit('history', [...messages, ...live.filter((m) => !ids.has(m.id))]);
+      },
       (error) => this.#ws === ws && this.#emit('chaterror', error),
     );
   }
@@ -257,8 +268,10 @@ class GuestChat extends EventTarget {
     });
     const throttled = code === TOO_MANY_REQUESTS && request.frame && !request.echo;
     if (throttled) error.retryInSeconds = bounded(error.retryAfter ?? 1);
+    // An auth JWT refused: refreshed and configured again, 3 times at most (transport SDK).
+    const reauth = request.configure && code === 401 && ++this.#reauths < 4;
     // A 5xxx on configureSession: the reconnect reports it.
-    if (!(request.configure && code >= 5000)) this.#emit('chaterror', error);
+    if (!(request.configure && code >= 5000) && !reauth) this.#emit('chaterror', error);
     if (throttled) {
       // Still pending: a lost socket resends it, close() rejects it.
       this.#pending.set(tracingId, request);
@@ -266,9 +279,11 @@ class GuestChat extends EventTarget {
         this.#pending.delete(tracingId);
         this.#request(request);
       }, error.retryInSeconds * 1000);
-    } else if (SESSION_GONE.has(code)) {
+    } else if (SESSION_GONE.has(code) || reauth) {
       if (request.resolve) this.#outbox.push(request); // sent again in the new session
       this.#replace();
+    } else if (request.configure && code === 4017) {
+      this.#replace(true); // a signed-in customer's session: begin a new guest
     } else if (request.configure) {
       // A 5xxx may pass, so reconnect; a 4xxx will not.
       if (code >= 5000) this.#lost(error.message, code);
@@ -285,7 +300,7 @@ class GuestChat extends EventTarget {
     this.#emit('chaterror', error);
   }
 
-  #replace() {
+  #replace(newGuest) {
     if (this.#state === 'replacing') return;
     this.#drop();
     this.#sessionToken = null;
@@ -295,7 +310,8 @@ class GuestChat extends EventTarget {
     if (count > MAX_REPLACEMENTS) {
       return this.#giveUp(new GuestChatError('No usable chat session.', { code: 'session_unavailable' }));
     }
-    this.#timer = setTimeout(() => this.#tokens.refresh(), count > 1 ? backoff(count - 1, 30) * 1000 : 0);
+    const next = () => (newGuest ? this.#tokens.reset() : this.#tokens.refresh());
+    this.#timer = setTimeout(next, count > 1 ? backoff(count - 1, 30) * 1000 : 0);
   }
 
   // Until the next token: sends are rejected, not left hanging.

@@ -143,3 +143,16 @@ export declare function bounded(seconds: number): number;
 
 /** Creates a client; nothing is requested until `start()`. */
 export declare function createGuestTokenClient(options: GuestTokenClientOptions): GuestTokenClient;
+
+/**
+ * The client's class, for guest-sign-in.js (which extends it); pages use {@link createGuestTokenClient}.
+ * Its `_request(guestId, signal)` is the one token request (`POST` to `endpoint`), which a subclass may
+ * override; it resolves with the token or rejects with a `GuestTokenError`.
+ */
+export declare const GuestTokenClient: {
+  new (options: GuestTokenClientOptions): GuestTokenClient;
+  prototype: GuestTokenClient;
+};
+
+/** Reads the service's answer: the token of a `200`, else throws its `GuestTokenError` (for guest-sign-in.js). */
+export declare function readToken(response: Response): Promise<GuestToken>;

@@ -28,7 +28,7 @@ export function createGuestTokenClient(options) {
   return new GuestTokenClient(options);
 }
 
-class GuestTokenClient extends EventTarget {
+export class GuestTokenClient extends EventTarget {
   #endpoint;
   #body;
   #onToken;
@@ -192,14 +192,7 @@ class GuestTokenClient extends EventTarget {
     const sentGuestId = (this.#guestId = this.#stored() ?? this.#guestId);
     let token;
     try {
-      const response = await fetch(this.#endpoint, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ guestId: this.#guestId ?? undefined, ...this.#body }),
-        credentials: 'omit', // no cache option: 'no-store' would defeat the preflight cache
-        signal: request.signal,
-      });
-      token = await readToken(response);
+      token = await this._request(this.#guestId, request.signal);
     } catch (error) {
       if (request.signal.aborted) return; // superseded by a newer request, reset() or stop()
       this.#request = null;
@@ -227,6 +220,17 @@ class GuestTokenClient extends EventTarget {
     attempt(() => this.#storage?.setItem(this.#storageKey, token.guestId)); // only the id, never the token
     this.#scheduleRefresh();
     this.#emit('tokenready', token, this.#onToken);
+  }
+
+  // The token request; guest-sign-in.js overrides it.
+  _request(guestId, signal) {
+    return fetch(this.#endpoint, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ guestId: guestId ?? undefined, ...this.#body }),
+      credentials: 'omit', // no cache option: 'no-store' would defeat the preflight cache
+      signal,
+    }).then(readToken);
   }
 
   #fail(error) {
@@ -258,7 +262,7 @@ class GuestTokenClient extends EventTarget {
   }
 }
 
-async function readToken(response) {
+export async function readToken(response) {
   let body = null;
   try {
     body = await response.json();

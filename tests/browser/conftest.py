@@ -25,7 +25,16 @@ from urllib.parse import urlencode
 
 import pytest
 import urllib3
-from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request, Response, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    Request,
+    Response,
+    expect,
+    sync_playwright,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -43,6 +52,9 @@ CHROMIUM_ARGS = [
 ]
 STORAGE_KEY = "genesys-guest-token:guest-id"
 http = urllib3.PoolManager()
+# Playwright's `expect` waits 5 s unless told: as long as the page's own waits (15 s), which a loaded 2-core
+# machine may need for what normally takes a moment. A wait that succeeds ends as soon as it does.
+expect.set_options(timeout=15_000)
 
 
 @dataclass
@@ -281,8 +293,9 @@ def widget(browser: Browser, stack: LocalStack) -> Iterator[Widget]:
         widget.assert_no_token_leaked()
         assert widget.page_errors == []
     finally:
-        # A token request still in flight would otherwise reach the service after the next test's reset.
-        for _ in range(50):
+        # A token request still in flight would otherwise reach the service after the next test's reset
+        # (30 s at most: a loaded machine may take seconds to answer one).
+        for _ in range(300):
             if widget.posts_done >= len(widget.sent):
                 break
             page.wait_for_timeout(100)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 from playwright.sync_api import WebSocketRoute, expect
 
 from tests.browser.conftest import ARTIFACTS, REPO, LocalStack, Widget, local_stack
+from tests.browser.test_widget import paused_clock
 
 pytestmark = pytest.mark.browser
 
@@ -172,17 +172,38 @@ def test_a_socket_genesys_drops_while_configuring_is_opened_again(stack: LocalSt
     assert ws_counts(stack)["configure-session"] - before["configure-session"] == 2
 
 
+# The actions of the frames the page sent, counted in the page (after route_web_socket's script, so on the
+# WebSocket class it installed): a frame a timer sends is counted by the time clock.run_for returns.
+COUNT_FRAMES = """(() => {
+    window.sentActions = [];
+    const send = WebSocket.prototype.send;
+    WebSocket.prototype.send = function (data) {
+        sentActions.push(JSON.parse(data).action);
+        return send.call(this, data);
+    };
+})()"""
+
+
+def configures_sent(widget: Widget) -> int:
+    return int(widget.page.evaluate("sentActions.filter((action) => action === 'configureSession').length"))
+
+
 def test_a_4029_is_waited_out(stack: LocalStack, widget: Widget):
     before = fault_on_the_pages_socket(stack, widget, code=4029, retry_after=2)
+    widget.page.add_init_script(COUNT_FRAMES)
+    paused_clock(widget)  # the wait is the page's clock's: "not before 2 s" holds however slow the machine
     widget.open(stack.demo)
     widget.wait_for_tokens(1)
 
     error = widget.wait_for_error("4029")
-    started = time.monotonic()
     assert float(error["retryIn"]) == 2  # Genesys' retryAfter
-    expect(widget.page.locator("#chat-state")).not_to_have_text("Connected", timeout=1_000)
+    assert configures_sent(widget) == 1
+    widget.page.clock.run_for(1_900)
+    assert configures_sent(widget) == 1  # not before its 2 s
+    assert widget.text("chat-state") != "Connected"
+    widget.page.clock.run_for(200)
+    assert configures_sent(widget) == 2
     connected(widget)
-    assert time.monotonic() - started >= 1.5
     chat(widget, "Patience")
     assert ws_counts(stack)["configure-session"] - before["configure-session"] == 2
     assert len(widget.tokens) == 1  # waited out on the same socket, with the same session
@@ -319,11 +340,17 @@ def test_the_demo_fits_a_390_px_phone_screen(stack: LocalStack, widget: Widget):
 # cutting the modules' few comments or their error messages would cost more than it saves, so the budget
 # grows by half a kilobyte, leaving room for about two such fixes.
 SIZE_BUDGET_BYTES = 8 * 1024 + 512
+# Signed-in customers (issue 24) did not fit in the two modules: their client is a third module, which only a
+# page that signs customers in loads, with a budget of its own; the two keep theirs.
+SIGN_IN_BUDGET_BYTES = 2 * 1024
 
 
 def test_both_widget_modules_together_stay_under_8_5_kb_gzipped():
     # What a page downloads with no build step: each module as served, compressed on its own.
     sizes = {path.name: len(gzip.compress(path.read_bytes(), 9)) for path in (REPO / "widget").glob("*.js")}
-    assert set(sizes) == {"guest-token-client.js", "guest-chat.js"}
+    assert set(sizes) == {"guest-token-client.js", "guest-chat.js", "guest-sign-in.js"}
+    sign_in = sizes.pop("guest-sign-in.js")
     print(f"widget modules gzipped: {sizes}, together {sum(sizes.values())} of {SIZE_BUDGET_BYTES} bytes")
+    print(f"and for signed-in customers guest-sign-in.js: {sign_in} of {SIGN_IN_BUDGET_BYTES} bytes")
     assert sum(sizes.values()) < SIZE_BUDGET_BYTES, sizes
+    assert sign_in < SIGN_IN_BUDGET_BYTES, sign_in

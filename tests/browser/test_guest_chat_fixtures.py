@@ -1,7 +1,8 @@
 """guest-chat.js against Guest API frames exactly as Genesys' own SDK fixtures show them
 (tests/fixtures/genesys/sdk-frames.json): most carry no tracingId, an expired session may come as a `response`,
 and only the echo of a socket's own request is tagged. The scripted fake of test_widget_faults.py plays Genesys
-and the token service, and the page's clock is moved by the test; each test checks what a guest would notice."""
+and the token service, and the page's clock stands still until the test moves it; each test checks what a guest
+would notice."""
 
 from __future__ import annotations
 
@@ -76,6 +77,7 @@ def send_later(fake: Fake, *texts: str) -> None:
 def replaced(fake: Fake) -> None:
     """The chat asked for a new session, and is open on it."""
     fake.page.wait_for_function("events.some(([type, state]) => type === 'statechange' && state === 'replacing')")
+    fake.run("00:00")  # the first replacement is asked for at once: a timer of 0 s on the page's clock
     opened(fake)
     assert fake.token_requests == 2
 
@@ -213,12 +215,21 @@ def test_a_connection_closed_event_reconnects_to_the_session(fake: Fake):
     assert send(fake, "after") == "after"
 
 
+def test_a_logout_event_ends_the_session_and_the_token_client_says_who_the_guest_is_now(fake: Fake):
+    # Genesys signs the session out (the transport SDK's performLogout): this socket's session is over.
+    start(fake)
+    opened(fake)
+    push(fake.sockets[0], sdk("logout"))
+    replaced(fake)
+    assert send(fake, "after") == "after"
+
+
 def test_frames_the_chat_has_no_use_for_are_ignored(fake: Fake, widget: Widget):
     start(fake)
     opened(fake)
     wait_for_event(fake, "history")
     before = len(fake.page.evaluate("events"))
-    for name in ["unknown-class", "session-cleared", "logout", "jwt", "session-resumed-minimal"]:
+    for name in ["unknown-class", "session-cleared", "jwt", "session-resumed-minimal"]:
         push(fake.sockets[0], sdk(name))
     upload = {"attachmentId": "a", "downloadUrl": "https://example.test/a.png", "timestamp": "2022-08-22T19:24:26Z"}
     push(fake.sockets[0], {"type": "message", "class": "UploadSuccessEvent", "code": 200, "body": upload})
@@ -291,7 +302,7 @@ def test_a_deployment_switched_off_is_waited_out_slowly(fake: Fake, retry_after:
     start(fake)
     wait_for_event(fake, "tokenerror")
     fake.page.evaluate("dispatchEvent(new Event('online')); 0")  # no quick retry: the service has not changed
-    fake.page.wait_for_timeout(300)
+    fake.settle()  # a request the event started would be answered by now
     assert fake.token_requests == 1
     fake.run("10:00", steps=120)
     errors = fake.events("tokenerror")

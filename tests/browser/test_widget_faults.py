@@ -1,15 +1,18 @@
 """The widget modules against a token service and a Guest API that misbehave: Playwright answers the token
-request, the history call and the WebSocket (scripted per test), and the page's clock is moved by the test so
-that backoffs of minutes take no time. Each test checks what a guest would notice: messages lost or sent
-twice, requests hammered, a chat stuck or showing someone else's conversation."""
+request, the history call and the WebSocket (scripted per test), and the page's clock stands still until the
+test moves it, so that backoffs of minutes take no time and what happens in them does not depend on how fast
+the machine is. Each test checks what a guest would notice: messages lost or sent twice, requests hammered, a
+chat stuck or showing someone else's conversation."""
 
 from __future__ import annotations
 
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,9 +35,34 @@ SETUP = """async (options) => {
     const at = () => Date.now(); // the page's clock
     // When (by the page's clock) each frame went out, and its action: never the frame, which holds the session.
     window.outgoing = [];
+    // What is under way in real time, for Fake.settle: fetches not yet answered (nor their bodies read), and
+    // for each socket to the fake Genesys its state and the frames it sent and received.
+    window.io = { fetches: 0, sockets: [] };
+    const track = (promise) => {
+        io.fetches += 1;
+        return promise.finally(() => (io.fetches -= 1)); // before the caller's await resumes
+    };
+    const fetch = window.fetch;
+    window.fetch = function (...args) {
+        return track(fetch.apply(this, args));
+    };
+    const json = Response.prototype.json;
+    Response.prototype.json = function () {
+        return track(json.call(this));
+    };
+    const NativeWebSocket = WebSocket;
+    window.WebSocket = class extends NativeWebSocket {
+        constructor(url, protocols) {
+            super(url, protocols);
+            this.io = { sent: 0, received: 0 };
+            if (String(url).startsWith('ws://genesys.test/')) io.sockets.push(this); // FAKE_GENESYS
+            this.addEventListener('message', () => (this.io.received += 1));
+        }
+    };
     const send = WebSocket.prototype.send;
     WebSocket.prototype.send = function (data) {
         outgoing.push([at(), JSON.parse(data).action]);
+        if (this.readyState === WebSocket.OPEN) this.io.sent += 1;
         return send.call(this, data);
     };
     window.client = createGuestTokenClient({ endpoint: '/tok' });
@@ -52,6 +80,24 @@ SETUP = """async (options) => {
 }"""
 
 
+FAKE_GENESYS = "ws://genesys.test/"
+CLOCK_START = datetime(2030, 1, 1, tzinfo=UTC)
+IO_STATE = """() => ({
+    fetches: io.fetches,
+    sockets: io.sockets.map((ws) => [ws.readyState, ws.io.sent, ws.io.received]),
+})"""
+
+
+@dataclass
+class SocketSide:
+    """One socket as the fake sees it: the frames it handled and sent, and whether it closed it."""
+
+    page: Page
+    handled: int = 0
+    sent: int = 0
+    closed: bool = False
+
+
 @dataclass
 class Fake:
     """The token endpoint, the history call and Genesys' WebSocket, as the test scripts them."""
@@ -67,6 +113,7 @@ class Fake:
     held_history: list[Route] = field(default_factory=list)
     hold_history: bool = False
     ws_url: str = "ws://genesys.test/v1"
+    sides: list[SocketSide] = field(default_factory=list)  # as ``sockets``, with the page each is from
 
     def token(self, route: Route) -> None:
         self.token_requests += 1
@@ -91,19 +138,36 @@ class Fake:
             self.answer_history(route)
 
     def answer_history(self, route: Route) -> None:
+        if route in self.held_history:
+            self.held_history.remove(route)
         text = f"history of {self.guest}"
         route.fulfill(json={"entities": [{"type": "Text", "text": text, "id": "h", "direction": "Outbound"}]})
 
-    def socket(self, ws: WebSocketRoute) -> None:
-        self.sockets.append(ws)
-        ws.on_message(lambda raw: self._frame(ws, json.loads(raw)))
+    def socket(self, ws: WebSocketRoute, page: Page | None = None) -> None:
+        side = SocketSide(page or self.page)
+        # Every frame sent to the page and every close, whoever makes them (a helper, a test), is counted.
+        send, close = ws.send, ws.close
 
-    def _frame(self, ws: WebSocketRoute, frame: dict[str, Any]) -> None:
+        def counted_send(message: str | bytes) -> None:
+            side.sent += 1
+            send(message)
+
+        def counted_close(code: int | None = None, reason: str | None = None) -> None:
+            side.closed = True
+            close(code=code, reason=reason)
+
+        ws.send, ws.close = counted_send, counted_close  # type: ignore[method-assign]
+        self.sockets.append(ws)
+        self.sides.append(side)
+        ws.on_message(lambda raw: self._frame(ws, side, json.loads(raw)))
+
+    def _frame(self, ws: WebSocketRoute, side: SocketSide, frame: dict[str, Any]) -> None:
         self.frames.append(frame)
         if self.on_frame:
             self.on_frame(ws, frame)
         else:
             healthy(ws, frame)
+        side.handled += 1
 
     def sent_texts(self) -> list[str]:
         """The texts the page sent (not its Join), in order."""
@@ -113,11 +177,40 @@ class Fake:
         return [event for event in self.page.evaluate("events") if event[0] == kind]
 
     def run(self, duration: str, steps: int = 1) -> None:
-        """Moves the page's clock by ``duration`` in ``steps``, letting real-time work (fetches, frames) settle."""
+        """Moves the page's clock by ``duration`` in ``steps`` (``"00:00"``: fires what is due now). Before each
+        step and after the last, what the page's timers started in real time (fetches, sockets, frames both
+        ways) settles first, so what a step's timers see does not depend on how fast the machine is."""
         minutes, seconds = (int(part) for part in duration.split(":"))
         for _ in range(steps):
+            self.settle()
             self.page.clock.run_for((minutes * 60 + seconds) * 1000 // steps)
-            self.page.wait_for_timeout(50)
+        self.settle()
+
+    def settle(self, page: Page | None = None, timeout: float = 15.0) -> None:
+        """Until nothing ``page`` (the test's page unless told) started is under way: every fetch answered
+        (but the history calls the test holds), every socket to the fake Genesys open or closed, every frame
+        it sent handled here, and every frame sent to it received unless it has closed."""
+        page = page or self.page
+        deadline = time.monotonic() + timeout  # only how long a stuck page is given: normally milliseconds
+        while True:
+            state = page.evaluate(IO_STATE)
+            if self._settled(page, state):
+                return
+            assert time.monotonic() < deadline, f"still under way after {timeout} s: {state}"
+            page.wait_for_timeout(10)  # lets Playwright hand over routes and frames meanwhile
+
+    def _settled(self, page: Page, state: dict[str, Any]) -> bool:
+        if state["fetches"] != len(self.held_history):
+            return False
+        sides = [side for side in self.sides if side.page == page]
+        if len(sides) != len(state["sockets"]):
+            return False  # a socket the fake has not seen yet
+        for side, (ready_state, page_sent, page_received) in zip(sides, state["sockets"], strict=True):
+            if ready_state == 0:  # CONNECTING
+                return False
+            if ready_state == 1 and (side.closed or side.handled != page_sent or side.sent != page_received):
+                return False
+        return True
 
 
 def answer(ws: WebSocketRoute, frame: dict[str, Any], code: int, body: Any, kind: str = "response") -> None:
@@ -159,14 +252,16 @@ def assert_errors_coded(fake: Fake) -> None:
 
 
 def routed(stack: LocalStack, widget: Widget) -> Fake:
-    """A page on the demo's origin (which serves the modules) with the fakes routed and the clock installed."""
+    """A page on the demo's origin (which serves the modules) with the fakes routed and its clock standing
+    still until the test moves it (the hour only has to cover the time between the two calls)."""
     page = widget.page
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(stack.demo))
     fake = Fake(page)
     page.route(f"{origin}/tok", fake.token)
     page.route(f"{origin}/api/**", fake.history)
-    page.route_web_socket("ws://genesys.test/**", fake.socket)
-    page.clock.install()
+    page.route_web_socket(f"{FAKE_GENESYS}**", fake.socket)
+    page.clock.install(time=CLOCK_START)
+    page.clock.pause_at(CLOCK_START + timedelta(hours=1))
     # A real document of that origin (a fulfilled one would count as a public address space, and Chromium's
     # local network access checks would then refuse a WebSocket to 127.0.0.1); the script is shown, not run.
     page.goto(f"{origin}/demo/demo.js")
@@ -179,6 +274,15 @@ def start(fake: Fake, **options: Any) -> None:
 
 def opened(fake: Fake) -> None:
     fake.page.wait_for_function("chat.state === 'open'")
+
+
+def until(fake: Fake, condition: Callable[[], Any], timeout: float = 15.0) -> None:
+    """Until ``condition()`` holds on this side (a route or a frame the fake got): ``timeout`` only bounds a
+    wait that normally takes milliseconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not so after {timeout} s"
+        fake.page.wait_for_timeout(10)  # lets Playwright hand over routes and frames meanwhile
 
 
 def test_each_message_answered_4029_is_sent_again_after_its_own_wait(fake: Fake):
@@ -287,8 +391,7 @@ def test_a_handshake_or_configure_left_unanswered_times_out_and_reconnects(fake:
             fake.on_frame = lambda ws, frame: None
         start(fake)
         fake.page.wait_for_function("chat.state === 'connecting'")
-        fake.page.wait_for_timeout(300)
-        fake.run("00:16", steps=8)
+        fake.run("00:16", steps=8)  # the configureSession, if any, is sent and unanswered before the clock moves
         assert fake.page.evaluate("chat.state") == "reconnecting"
         assert [event[1] for event in fake.events("chaterror")] == ["timeout"]
         if silent == "configureSession":
@@ -312,7 +415,8 @@ def test_a_slow_history_of_the_previous_guest_is_never_shown(fake: Fake):
     fake.hold_history = True
     start(fake)
     opened(fake)
-    fake.page.wait_for_timeout(200)
+    until(fake, lambda: fake.held_history)
+    fake.settle()
     assert len(fake.held_history) == 1
     fake.guest = GUEST_B
     fake.hold_history = False
@@ -320,10 +424,25 @@ def test_a_slow_history_of_the_previous_guest_is_never_shown(fake: Fake):
     fake.page.wait_for_function("events.some(e => e[0] === 'history')")
     fake.guest = GUEST_A
     fake.answer_history(fake.held_history[0])  # the old guest's history arrives last
-    fake.page.wait_for_timeout(300)
+    fake.settle()  # the page has read it
     assert [[message["text"] for message in event[1]] for event in fake.events("history")] == [
         [f"history of {GUEST_B}"]
     ]
+
+
+def test_a_message_shown_while_the_history_loads_stays_in_the_history(fake: Fake):
+    # The guest types as soon as the chat opens: the history call left before Genesys stored the message, and
+    # the message's echo arrives first. A page that replaces what it shows with the history must not lose it.
+    fake.hold_history = True
+    start(fake)
+    opened(fake)
+    until(fake, lambda: fake.held_history)
+    fake.page.evaluate("chat.send('typed at once')")
+    fake.page.wait_for_function("events.some(e => e[0] === 'message')")
+    fake.answer_history(fake.held_history[0])
+    fake.page.wait_for_function("events.some(e => e[0] === 'history')")
+    [history] = [[message["text"] for message in event[1]] for event in fake.events("history")]
+    assert history == [f"history of {GUEST_A}", "typed at once"]
 
 
 def test_frames_of_an_unexpected_shape_are_ignored(fake: Fake, widget: Widget):
@@ -342,13 +461,10 @@ def test_nothing_happens_after_close(fake: Fake):
     fake.hold_history = True
     start(fake)
     opened(fake)
-    for _ in range(100):  # the history call is made once the chat is open: until Playwright hands it over
-        if fake.held_history:
-            break
-        fake.page.wait_for_timeout(50)
+    until(fake, lambda: fake.held_history)  # the history call is made once the chat is open
     fake.page.evaluate("chat.close()")
     fake.answer_history(fake.held_history[0])
-    fake.page.wait_for_timeout(300)
+    fake.settle()  # the page has read it
     assert [event[0] for event in fake.page.evaluate("events")][-1] == "statechange"
     assert fake.events("history") == []
     assert fake.page.evaluate("chat.send('late').catch((e) => e.code)") == "closed"
@@ -374,7 +490,7 @@ def two_tabs_open(fake: Fake) -> Page:
     other = fake.page.context.new_page()
     other.route("**/tok", fake.token)
     other.route("**/api/**", fake.history)
-    other.route_web_socket("ws://genesys.test/**", fake.socket)
+    other.route_web_socket(f"{FAKE_GENESYS}**", lambda ws: fake.socket(ws, other))
     other.goto(fake.page.url)
     other.evaluate(SETUP, {})
     other.wait_for_function("chat.state === 'open'")
@@ -389,7 +505,7 @@ def test_a_new_guest_in_one_tab_is_adopted_by_the_others(fake: Fake, stack: Loca
     other.wait_for_function("guest => client.guestId === guest", arg=GUEST_B)
     other.wait_for_function("chat.state === 'open'")
     other.evaluate("client.refresh()")  # tab B's next refresh keeps the new guest
-    other.wait_for_timeout(300)
+    fake.settle(other)  # answered and read
     assert other.evaluate("localStorage.getItem('genesys-guest-token:guest-id')") == GUEST_B
 
 
@@ -407,11 +523,13 @@ def test_a_configure_session_genesys_refuses_reconnects_or_gives_up_but_never_ha
     fake.on_frame = refuse_once
     start(fake)
     fake.page.wait_for_function("state => chat.state === state", arg=then)
-    sent = fake.page.evaluate("chat.send('hello').then(() => 'sent', (error) => error.code)")
+    fake.page.evaluate("window.r = {}; chat.send('hello').then(() => 'sent', (e) => e.code).then((v) => r.v = v); 0")
     if then == "reconnecting":
         fake.run("00:02", steps=4)  # a 5xxx may pass: the chat reconnects with its backoff and sends
+        sent = fake.page.wait_for_function("r.v").json_value()
         assert (sent, fake.page.evaluate("chat.state"), fake.sent_texts()) == ("sent", "open", ["hello"])
     else:
+        sent = fake.page.wait_for_function("r.v").json_value()
         assert sent == "unavailable"  # a 4xxx will not pass by itself: a send is refused, not left hanging
         fake.page.evaluate("client.refresh()")  # the token client's next token tries again
         opened(fake)

@@ -17,10 +17,12 @@ from typing import Any
 import boto3
 import pytest
 import urllib3
+from cryptography.fernet import Fernet
 from guest_token import app as app_module
 from guest_token import observability
 
 from devtools.genesys_emulator import DEMO_DEPLOYMENT_ID
+from devtools.oidc_emulator import pkce_challenge
 from tests.conftest import ORIGIN, handler_process_env, run_python
 from tests.integration.test_observability import COMMON_KEYS, documented_audit
 
@@ -40,15 +42,22 @@ class Context:
     def get_remaining_time_in_millis(self):
         return 10_000
 
-def invoke(body):
+def invoke(body, path="/guest-tokens", method="POST", cookie=None, status=200, full=False):
     headers = {"Origin": os.environ["ALLOWED_ORIGINS"], "Content-Type": "application/json"}
-    event = {"resource": "/guest-tokens", "path": "/guest-tokens", "httpMethod": "POST", "headers": headers,
+    if cookie:
+        headers["Cookie"] = "guest_refresh=" + cookie
+    event = {"resource": path, "path": path, "httpMethod": method, "headers": headers,
              "multiValueHeaders": {name: [value] for name, value in headers.items()},
-             "requestContext": {"requestId": "census", "stage": "v1"}, "body": json.dumps(body),
-             "isBase64Encoded": False}
+             "requestContext": {"requestId": "census", "stage": "v1", "path": "/v1" + path},
+             "body": json.dumps(body) if body is not None else None, "isBase64Encoded": False}
     result = app.lambda_handler(event, Context())
-    assert result["statusCode"] == 200, result
-    return json.loads(result["body"])
+    assert result["statusCode"] == status, result
+    answer = json.loads(result["body"]) if result.get("body") else {}
+    if not full:
+        return answer
+    multi = result.get("multiValueHeaders") or {}
+    headers = {**(result.get("headers") or {}), **{name: values[-1] for name, values in multi.items()}}
+    return answer, headers.get("Set-Cookie", "").partition(";")[0].partition("=")[2]
 
 answers = []
 pairs = sys.argv[2:]
@@ -59,6 +68,18 @@ for source, jwks_url in zip(pairs[::2], pairs[1::2]):
     os.environ["GENESYS_JWKS_URL"] = jwks_url
     first = invoke({})
     answers += [first, invoke({"guestId": first["guestId"]})]
+# A signed-in customer (webmessaging with the cookie keys): sign-in, refresh through the cookie, sign-out.
+signed_in = {}
+if os.environ.get("SIGN_IN_BODY"):
+    for module in (settings, credentials, oauth, sources, verify, observability, token_events):
+        module.reset()
+    os.environ.update(GUEST_TOKEN_SOURCE="webmessaging", GENESYS_JWKS_URL="",
+                      AUTH_COOKIE_KEYS_SECRET_ID=os.environ["COOKIE_KEYS_SECRET"])
+    body, cookie = invoke(json.loads(os.environ["SIGN_IN_BODY"]), "/authenticated-sessions", full=True)
+    renewed, renewed_cookie = invoke({}, "/authenticated-sessions/refresh", cookie=cookie, full=True)
+    invoke(None, "/authenticated-sessions", "DELETE", cookie=renewed_cookie, status=204)
+    answers += [body, renewed]
+    signed_in = {"cookies": [cookie, renewed_cookie]}
 logging.getLogger("botocore.endpoint").warning("a library's warning still reaches the root's handler")
 loggers = {name: logger for name, logger in logging.Logger.manager.loggerDict.items()
            if isinstance(logger, logging.Logger)}
@@ -66,6 +87,7 @@ census = {
     "root": logging.getLogger().level,
     "loggers": {name: [logger.getEffectiveLevel(), logger.propagate] for name, logger in loggers.items()},
     "answers": answers,
+    "signedIn": signed_in,
 }
 with open(sys.argv[1], "w") as out:
     json.dump(census, out)
@@ -108,6 +130,15 @@ def test_at_debug_every_librarys_logger_stays_at_warning_and_logs_no_secret(
     but Powertools' and the service's is at WARNING or above, while the root logger stays at DEBUG and the
     libraries' warnings still propagate to it; and nothing printed holds a secret."""
     secret_id, client_id, client_secret = own_client
+    # A signed-in customer too: the cookie's key, and the code, verifier and nonce the identity provider gave.
+    cookie_key = Fernet.generate_key().decode()
+    keys_secret = f"genesys-guest-token/logging-keys-{uuid.uuid4()}"
+    boto3.client("secretsmanager", endpoint_url=secrets_manager_server, region_name="us-east-1").create_secret(
+        Name=keys_secret, SecretString=json.dumps({"keys": [cookie_key]})
+    )
+    verifier, nonce, redirect_uri = secrets.token_urlsafe(48), secrets.token_urlsafe(16), f"{ORIGIN}/signed-in"
+    code = emulator.authorize(redirect_uri, pkce_challenge(verifier), nonce)
+    sign_in = {"code": code, "redirectUri": redirect_uri, "codeVerifier": verifier, "nonce": nonce}
     bus = f"logging-{uuid.uuid4().hex}"
     boto3.client("events", endpoint_url=secrets_manager_server, region_name="us-east-1").create_event_bus(Name=bus)
     env = {
@@ -126,6 +157,8 @@ def test_at_debug_every_librarys_logger_stays_at_warning_and_logs_no_secret(
         "_X_AMZN_TRACE_ID": "Root=1-6745c0de-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1",
         "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:9",
         "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+        "SIGN_IN_BODY": json.dumps(sign_in),
+        "COOKIE_KEYS_SECRET": keys_secret,
     }
     census_file = tmp_path / "census.json"
     sources = ["webmessaging", "", "webmessaging", emulator.jwks_url, "rest", "", "rest", emulator.jwks_url]
@@ -152,13 +185,19 @@ def test_at_debug_every_librarys_logger_stays_at_warning_and_logs_no_secret(
         if name.lower() == "authorization" and value.startswith("Bearer ")
     }
     assert access_tokens
+    cookies = census["signedIn"]["cookies"]
     secrets_by_name = {
         "client secret": client_secret,
         "Basic credential": base64.b64encode(f"{client_id}:{client_secret}".encode()).decode(),
         **{f"access token {index}": token for index, token in enumerate(sorted(access_tokens))},
         **{f"guest id {index}": guest for index, guest in enumerate(sorted({a["guestId"] for a in answers}))},
         **{f"guest token {index}": token for index, token in enumerate(sorted({a["token"] for a in answers}))},
+        **{f"auth JWT {index}": a["authToken"] for index, a in enumerate(answers) if "authToken" in a},
+        **{f"cookie {index}": cookie for index, cookie in enumerate(cookies)},
+        "refresh token": json.loads(Fernet(cookie_key.encode()).decrypt(cookies[0].encode()))["r"],
+        **{f"sign-in {name}": value for name, value in sign_in.items() if name != "redirectUri"},
     }
+    assert sum(1 for a in answers if a.get("authenticated")) == 2
     assert not leaked(printed, secrets_by_name)
 
 

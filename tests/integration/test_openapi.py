@@ -80,7 +80,15 @@ def test_the_document_is_valid_openapi_that_client_generators_can_name() -> None
         for path, operations in document["paths"].items()
         for method, operation in operations.items()
     }
-    assert operation_ids == {"POST /guest-tokens": "createGuestToken", "OPTIONS /guest-tokens": "preflightGuestTokens"}
+    assert operation_ids == {
+        "POST /guest-tokens": "createGuestToken",
+        "OPTIONS /guest-tokens": "preflightGuestTokens",
+        "POST /authenticated-sessions": "signIn",
+        "DELETE /authenticated-sessions": "signOut",
+        "OPTIONS /authenticated-sessions": "preflightAuthenticatedSessions",
+        "POST /authenticated-sessions/refresh": "refreshAuthenticatedSession",
+        "OPTIONS /authenticated-sessions/refresh": "preflightAuthenticatedSessionRefresh",
+    }
     # Every schema is one an operation uses, directly or through another schema: no orphans for generators.
     text = json.dumps(document)
     for name in document["components"]["schemas"]:
@@ -100,6 +108,44 @@ def local_api(env: pytest.MonkeyPatch, log_stream: Any) -> Iterator[str]:
 def test_schemathesis_finds_no_5xx_and_no_answer_outside_the_document(
     local_api: str, emulator: GenesysEmulator
 ) -> None:
+    sent, statuses = fuzz_operations(local_api, "/guest-tokens", EXAMPLES)
+    print(f"schemathesis: {sum(sent.values())} requests {dict(sent)}, statuses {dict(sorted(statuses.items()))}")
+    assert sum(sent.values()) >= MIN_REQUESTS
+    assert statuses[200] > 0 and statuses[422] > 0, "the fuzzing reached neither success nor field errors"
+
+
+# The signed-in routes, switched on: fewer examples (each sign-in reaches the emulator's code exchange).
+SIGNED_IN_EXAMPLES = {
+    ("POST", GenerationMode.POSITIVE): 60,
+    ("POST", GenerationMode.NEGATIVE): 60,
+    ("DELETE", GenerationMode.POSITIVE): 5,
+    ("OPTIONS", GenerationMode.POSITIVE): 5,
+}
+
+
+def test_schemathesis_on_the_signed_in_routes_finds_no_5xx(
+    env: pytest.MonkeyPatch, secrets_manager: Any, emulator: GenesysEmulator, local_api: str
+) -> None:
+    from cryptography.fernet import Fernet  # noqa: PLC0415
+
+    from devtools.genesys_emulator import DEMO_DEPLOYMENT_ID  # noqa: PLC0415
+
+    keys = {"keys": [Fernet.generate_key().decode()]}
+    secrets_manager.create_secret(Name="cookie-keys", SecretString=json.dumps(keys))
+    env.setenv("AUTH_COOKIE_KEYS_SECRET_ID", "cookie-keys")
+    env.setenv("GUEST_TOKEN_SOURCE", "webmessaging")
+    env.setenv("GENESYS_DEPLOYMENT_ID", DEMO_DEPLOYMENT_ID)
+    env.setenv("GENESYS_WEBMESSAGING_BASE_URL", emulator.webmessaging_url)
+    sent, statuses = fuzz_operations(local_api, "/authenticated-sessions", SIGNED_IN_EXAMPLES)
+    print(f"schemathesis: {sum(sent.values())} requests {dict(sent)}, statuses {dict(sorted(statuses.items()))}")
+    assert statuses[401] > 0 and statuses[422] > 0 and statuses[204] > 0
+
+
+def fuzz_operations(
+    base_url: str, path_prefix: str, plan: dict[tuple[str, GenerationMode], int]
+) -> tuple[Counter[str], Counter[int]]:
+    """Requests schemathesis makes for the operations under ``path_prefix``: never a 5xx, every answer as
+    documented."""
     schema = schemathesis.openapi.from_path(str(openapi.OPENAPI_JSON))
     session = requests.Session()
     sent: Counter[str] = Counter()
@@ -107,7 +153,9 @@ def test_schemathesis_finds_no_5xx_and_no_answer_outside_the_document(
 
     for result in schema.get_all_operations():
         operation = result.ok()
-        for (method, mode), examples in EXAMPLES.items():
+        if not operation.path.startswith(path_prefix):
+            continue
+        for (method, mode), examples in plan.items():
             if method != operation.method.upper():
                 continue
 
@@ -121,13 +169,10 @@ def test_schemathesis_finds_no_5xx_and_no_answer_outside_the_document(
             )
             def fuzz(case: schemathesis.Case) -> None:
                 # A browser always sends its Origin; without it every answer would be the same 403.
-                response = case.call_and_validate(base_url=local_api, session=session, headers={"Origin": ORIGIN})
+                response = case.call_and_validate(base_url=base_url, session=session, headers={"Origin": ORIGIN})
                 sent[f"{case.method} {case.meta.generation.mode.value if case.meta else '?'}"] += 1
                 statuses[response.status_code] += 1
                 assert response.status_code < 500, response.text
 
             fuzz()
-
-    print(f"schemathesis: {sum(sent.values())} requests {dict(sent)}, statuses {dict(sorted(statuses.items()))}")
-    assert sum(sent.values()) >= MIN_REQUESTS
-    assert statuses[200] > 0 and statuses[422] > 0, "the fuzzing reached neither success nor field errors"
+    return sent, statuses

@@ -75,7 +75,7 @@ def test_an_issued_token_reaches_the_bus_as_documented_without_the_token(invoke,
         "correlationId": issued["correlation_id"],
         "genesysCorrelationId": issued["genesysCorrelationId"],
     }
-    assert set(event["detail"]) == documented_detail_fields() - {"guestId", "newSession"}
+    assert set(event["detail"]) == documented_detail_fields() - {"guestId", "newSession", "authenticated"}
     assert answer.events("token_event_published")[0]["eventId"] == event["id"]
     assert metric(answer, "TokenEventsPublished") == [1]
 

@@ -53,4 +53,6 @@ def evaluate(value: Any, template: dict[str, Any], parameters: dict[str, str]) -
         return values[0] == values[1]
     if function == "Fn::Not":
         return not values[0]
+    if function == "Fn::Or":
+        return any(values)
     raise AssertionError(f"unexpected {function}")

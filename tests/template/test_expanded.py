@@ -71,7 +71,7 @@ def test_the_function_runtime_memory_timeout_handler_and_layers(stack):
     assert function["Layers"] == [
         {"Ref": by_name["DependenciesLayer"]},
         {"Ref": by_name["TracingLayer"]},
-        {"Fn::If": ["ChecksSignatures", {"Ref": signature}, {"Ref": "AWS::NoValue"}]},
+        {"Fn::If": ["NeedsCryptography", {"Ref": signature}, {"Ref": "AWS::NoValue"}]},
     ]
     for layer in layers.values():
         assert function["Runtime"] in layer["Properties"]["CompatibleRuntimes"]
@@ -79,9 +79,16 @@ def test_the_function_runtime_memory_timeout_handler_and_layers(stack):
     for name in ("DependenciesLayer", "SignatureLayer"):
         assert layers[by_name[name]]["Properties"]["CompatibleArchitectures"] == [{"Ref": "Architecture"}]
     assert layers[by_name["TracingLayer"]]["Properties"]["CompatibleArchitectures"] == ["arm64", "x86_64"]
-    # cryptography is created and attached only for signature checks (pyjwt loads it whenever it is there).
-    assert layers[signature]["Condition"] == "ChecksSignatures"
+    # cryptography is created and attached only for signature checks (pyjwt loads it whenever it is there) or for
+    # signed-in customers' refresh cookie.
+    assert layers[signature]["Condition"] == "NeedsCryptography"
     assert stack["Conditions"]["ChecksSignatures"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "GenesysJwksUrl"}, ""]}]}
+    assert stack["Conditions"]["SignedInCustomers"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "CookieKeysSecretName"}, ""]}]
+    }
+    assert stack["Conditions"]["NeedsCryptography"] == {
+        "Fn::Or": [{"Condition": "ChecksSignatures"}, {"Condition": "SignedInCustomers"}]
+    }
 
 
 def test_the_architecture_is_a_parameter_defaulting_to_arm64(stack):
@@ -150,6 +157,30 @@ def test_the_role_writes_its_own_logs_reads_the_secret_and_traces_only_when_trac
     if tracing == "Active":
         expected |= dict.fromkeys(XRAY_ACTIONS, "*")  # X-Ray has no resource-level permissions for these
     assert granted == expected
+
+
+@pytest.mark.parametrize("keys", ["", "genesys-guest-token/cookie-keys"])
+def test_with_signed_in_customers_the_role_also_reads_the_cookie_keys_secret_and_nothing_more(keys):
+    parameters = {"Tracing": "PassThrough", "CookieKeysSecretName": keys}
+    stack = expand(parameters)
+    role = resolved(
+        resources_of_type(stack, "AWS::IAM::Role")["GuestTokenFunctionRole"]["Properties"], stack, parameters
+    )
+    statements = [statement for policy in role["Policies"] for statement in policy["PolicyDocument"]["Statement"]]
+    secrets = [
+        statement["Resource"] for statement in statements if "secretsmanager:GetSecretValue" in statement["Action"]
+    ]
+    cookie_keys = (
+        "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${CookieKeysSecretName}-??????"
+    )
+    assert secrets == [{"Fn::Sub": SECRET_ARN}, *([{"Fn::Sub": cookie_keys}] if keys else [])]
+    assert all(
+        statement["Action"] == ["secretsmanager:GetSecretValue"]
+        for statement in statements
+        if "secretsmanager:GetSecretValue" in statement["Action"]
+    )
+    variables = guest_token_function(stack)["Environment"]["Variables"]
+    assert variables["AUTH_COOKIE_KEYS_SECRET_ID"] == {"Ref": "CookieKeysSecretName"}
 
 
 def test_the_function_log_group_is_created_by_the_stack_without_naming_the_function(stack):

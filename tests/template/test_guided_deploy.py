@@ -1,9 +1,10 @@
 """The deployment of docs/deploy.md, as SAM CLI really runs it, offline, against the template `make build` leaves,
-with the choices the deployment's first lines make, up to where SAM CLI needs AWS: step 4's `sam deploy` and
+with the choices `deploy.env` holds, up to where SAM CLI needs AWS: step 4's `sam deploy` and
 production's ask nothing; the guided alternative asks what the walk-through says, in its order, answered row by
 row. Step 1 reads the credentials into a private file without swallowing what follows it; step 2 sets API
-Gateway's role only where none is set, and waits for IAM. And every operator's task (docs/operations.md, the
-README's clean-up) states the deployment's region and architecture, which a new shell does not have."""
+Gateway's role only where none is set, and waits for IAM. And every block reads `deploy.env` first, so an
+operator's task in a new shell (docs/operations.md, the README's clean-up) has the deployment's region and
+architecture; no pasted block holds a comment, which zsh (macOS's shell) would run as a command."""
 
 from __future__ import annotations
 
@@ -57,8 +58,8 @@ def one_line(block: str) -> str:
 
 
 WALK_THROUGH = section(DEPLOY, "## The guided run, prompt by prompt")
-[CHOICES] = bash_blocks(section(DEPLOY, "## Your choices"))
-REGION_LINES = CHOICES.split("\n")[1:4]
+[CHOICES] = bash_blocks(section(DEPLOY, "## Your choices"))  # what deploy.env holds
+READ_CHOICES = ". ./deploy.env"
 PRODUCTION = section(DEPLOY, "## Production")
 
 
@@ -66,7 +67,7 @@ def choices() -> dict[str, str]:
     """The variables the deployment's choices set, expanded as the shell would."""
     values: dict[str, str] = {}
     for name, value in re.findall(r'^(?:export )?([A-Z_]+)=("[^"]*"|\S+)', CHOICES, re.MULTILINE):
-        [values[name]] = shlex.split(re.sub(r"\$(\w+)", lambda match: values[match[1]], value))
+        [values[name]] = shlex.split(re.sub(r"\$(\w+)", lambda match: values.get(match[1], ""), value))
     return values
 
 
@@ -201,19 +202,42 @@ def operators_blocks() -> list[str]:
     return [*bash_blocks(OPERATIONS), *bash_blocks(section(README, "## Clean up"))]
 
 
-def test_every_operators_task_states_the_deployments_region_and_architecture_first() -> None:
-    assert REGION_LINES[0].startswith("export AWS_REGION=") and REGION_LINES[1].startswith("export AWS_DEFAULT_REGION")
-    assert REGION_LINES[2].startswith("export ARCH=")
+def test_every_block_reads_the_choices_first_so_a_new_shell_has_the_region_and_architecture(tmp_path: Path) -> None:
+    # deploy.env, sourced by bash and by zsh (macOS's shell), exports what every AWS and SAM command reads.
+    (tmp_path / "deploy.env").write_text(CHOICES)
+    shells = [shell for shell in ("bash", "zsh") if shutil.which(shell)]
+    for shell in shells:
+        result = subprocess.run(
+            [shell, "-c", f"{READ_CHOICES} && env"], cwd=tmp_path, capture_output=True, text=True, check=True
+        )
+        exported = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+        for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "ARCH", "GENESYS_REGION", "DEPLOYMENT_ID", "ORIGINS"):
+            assert exported[name] == choices()[name], (shell, name)
+        assert exported["PATH"].startswith(f"{tmp_path}/.venv/bin:"), "sam is not the one make build installs"
     commands = 0
     made_client = False
-    for block in operators_blocks():
+    for block in [*bash_blocks(DEPLOY)[1:], *operators_blocks()]:
         # A block that goes on with the file the previous block made runs in that block's shell.
         continues = made_client and '"$client"' in block and "client=" not in block
-        if re.search(r"^(aws|sam|make) |^client=", block, re.MULTILINE) and not continues:
-            assert block.splitlines()[:3] == REGION_LINES, block
+        if (
+            re.search(r"^(aws|sam|make|endpoint=|role=|\.venv/bin/python) |^client=", block, re.MULTILINE)
+            and not continues
+        ):
+            assert block.splitlines()[0] == READ_CHOICES, block
             commands += 1
         made_client = "client=$(mktemp)" in block
-    assert commands >= 4
+    assert commands >= 9
+    assert "deploy.env" in (REPO / ".gitignore").read_text().split()
+
+
+def test_no_pasted_block_holds_a_comment() -> None:
+    # zsh, macOS's default shell, runs a pasted "# ..." line as a command, and a quote or ">" in it swallows or
+    # redirects what follows. deploy.env is a file, read by the shell, where comments are comments.
+    pages = [README, *(path.read_text() for path in sorted((REPO / "docs").glob("*.md")))]
+    blocks = [block for page in pages for block in bash_blocks(page) if block != CHOICES]
+    assert len(blocks) >= 15
+    for block in blocks:
+        assert not re.search(r"(^|\s)#", block), block
     # Commands given in prose run in a shell that the clean-up block has set up.
     remove = section(DEPLOY, "## Remove")
     assert "(../README.md#clean-up)" in remove
@@ -251,8 +275,9 @@ def run_step_2(tmp_path: Path, role: str, *, role_exists: bool = True, refusals:
     )
     stand_in(tmp_path, "sleep", f'echo "sleep $1" >> "{calls}"\n')
     env = {"PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}", "HOME": str(tmp_path), "AWS_REGION": "eu-west-1"}
+    (tmp_path / "deploy.env").write_text(CHOICES)
     result = subprocess.run(
-        ["bash", "-e", "-c", step(2)], env=env, capture_output=True, text=True, timeout=30, check=False
+        ["bash", "-e", "-c", step(2)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30, check=False
     )
     assert result.returncode == 0, result.stderr
     return calls.read_text().splitlines(), result.stdout + result.stderr

@@ -15,6 +15,8 @@ from tests.template.cloudformation import evaluate, expand
 
 REPO = Path(__file__).resolve().parents[2]
 OPERATIONS = (REPO / "docs" / "operations.md").read_text()
+# Signed-in customers' metrics are documented on their own page, in the same table format.
+SIGNED_IN = (REPO / "docs" / "signed-in.md").read_text()
 CONFIGURATION = (REPO / "docs" / "configuration.md").read_text()
 ALARMS = ("SuccessRateAlarm", "LatencyAlarm", "ServerErrorAlarm", "RateLimitedAlarm")
 PSEUDO_PARAMETERS = {"AWS::Region", "AWS::StackName", "AWS::AccountId", "AWS::Partition", "AWS::URLSuffix"}
@@ -47,7 +49,7 @@ def expanded() -> dict[str, Any]:
 
 
 def documented_metrics() -> dict[str, list[list[str]]]:
-    rows = re.findall(r"^\| `(\w+)` \| `[\w/]+` \| ((?:`\[[\w, ]*\]` ?)+) \|", OPERATIONS, re.MULTILINE)
+    rows = re.findall(r"^\| `(\w+)` \| `[\w/]+` \| ((?:`\[[\w, ]*\]` ?)+) \|", OPERATIONS + SIGNED_IN, re.MULTILINE)
     return {name: [group.split(", ") for group in re.findall(r"`\[([\w, ]*)\]`", sets)] for name, sets in rows}
 
 

@@ -63,7 +63,9 @@ def parameters_read_by(node: Any, template: dict[str, Any]) -> set[str]:
 
 def test_the_api_calls_the_alias_whose_version_the_deployment_published(stack):
     body = json.dumps(only(stack, "AWS::ApiGateway::RestApi")["Body"])
-    assert body.count("${GuestTokenFunctionAliaslive}/invocations") == 3  # POST, ANY and the catch-all route
+    # /guest-tokens' POST and ANY, /authenticated-sessions' POST and ANY, /authenticated-sessions/refresh's ANY and
+    # the catch-all route
+    assert body.count("${GuestTokenFunctionAliaslive}/invocations") == 6
     assert "${GuestTokenFunction.Arn}/invocations" not in body
     [alias] = resources_of_type(stack, "AWS::Lambda::Alias").values()
     [(version_name, version)] = resources_of_type(stack, "AWS::Lambda::Version").items()

@@ -47,3 +47,26 @@ def test_redacted_leaves_no_piece_of_a_credential_at_the_cut():
     assert shown == f"{words}[credentia...({len(words) + len('[credentials]')} chars)"
     assert not any(ACCESS_TOKEN[start : start + 12] in shown for start in range(len(ACCESS_TOKEN) - 11))
     assert observability.redacted(None) is None
+
+
+@pytest.mark.parametrize(
+    "spell",
+    [
+        lambda code: "".join(f"\\u{ord(char):04x}" for char in code),  # a JSON string's escapes, as Genesys may echo
+        lambda code: "".join(f"&#{ord(char)};" for char in code),  # HTML character references
+        lambda code: "".join(f"&#x{ord(char):X};" for char in code),
+        lambda code: "".join(f"\\x{ord(char):02x}" for char in code),
+        lambda code: "".join(f"%{ord(char):02X}" for char in code),
+    ],
+    ids=["json", "html-decimal", "html-hex", "python", "percent"],
+)
+def test_a_secret_echoed_escaped_is_still_masked(spell) -> None:
+    code = secrets.token_urlsafe(24)
+    text = f'Genesys said: invalid code "{spell(code)}" for this deployment'
+    shown = observability.redacted(text, {code: "[authorization code]"}) or ""
+    assert "[authorization code]" in shown
+    alnum = "".join(char for char in code if char.isalnum())
+    # No SECRET_WINDOW run of the code's letters and digits survives, in the text or once it is decoded.
+    for start in range(len(alnum) - observability.SECRET_WINDOW + 1):
+        piece = alnum[start : start + observability.SECRET_WINDOW]
+        assert piece not in shown and spell(piece) not in shown

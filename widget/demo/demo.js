@@ -2,8 +2,10 @@
 // it. Like a real widget it never prints the token (only its length) nor the session token. Query parameters:
 // endpoint (on the page's origin or the configured endpoint's); with the service's rest source (no chat then)
 // also duration and scopes (comma-separated), which the default webmessaging source refuses with 422.
+// Sign in (when config.json names an OpenID provider: `make run`'s emulator) is the authorization code flow
+// with PKCE; the provider sends the browser back here with ?code=&state=, which the page hands to signIn().
 import { createGuestChat } from '../guest-chat.js';
-import { createGuestTokenClient } from '../guest-token-client.js';
+import { createSignInTokenClient } from '../guest-sign-in.js';
 
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
@@ -25,7 +27,7 @@ const originOf = (url) => URL.parse(url, location.href)?.origin;
 const asked = params.get('endpoint');
 const allowed = asked && [location.origin, originOf(settings.endpoint)].includes(originOf(asked));
 const apiEndpoint = allowed ? asked : settings.endpoint;
-const client = createGuestTokenClient({
+const client = createSignInTokenClient({
   endpoint: apiEndpoint,
   duration: params.get('duration') ?? undefined,
   scopes: params.get('scopes')?.split(',') ?? undefined,
@@ -161,6 +163,101 @@ $('composer').addEventListener('submit', (event) => {
     },
   );
 });
+
+// Sign-in: PKCE (RFC 7636, S256). The verifier, state and nonce wait in sessionStorage for the provider's
+// redirect back, and are deleted as it arrives; only the code and the verifier go to the service.
+const SIGN_IN_KEY = 'guest-chat-demo:sign-in';
+const redirectUri = location.origin + location.pathname;
+let signInProblem = null; // shown until a sign-in succeeds
+const random = () => base64url(crypto.getRandomValues(new Uint8Array(32)));
+
+function base64url(bytes) {
+  return btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+async function signIn() {
+  const pending = { state: random(), nonce: random(), verifier: random() };
+  const challenge = base64url(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(pending.verifier)));
+  sessionStorage.setItem(SIGN_IN_KEY, JSON.stringify(pending));
+  const url = new URL(settings.signIn.authorizeUrl, location.href);
+  url.search = new URLSearchParams({
+    response_type: 'code',
+    client_id: settings.signIn.clientId,
+    redirect_uri: redirectUri,
+    scope: 'openid profile',
+    state: pending.state,
+    nonce: pending.nonce,
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+  });
+  location.assign(url);
+}
+
+// Back from the provider: the code (or its error) and our state, which must be the one we sent.
+function returnedFromSignIn() {
+  let pending = null;
+  try {
+    pending = JSON.parse(sessionStorage.getItem(SIGN_IN_KEY));
+  } catch {
+    // not ours
+  }
+  sessionStorage.removeItem(SIGN_IN_KEY); // also a sign-in given up (back from the provider's page)
+  if (!params.has('state') && !params.has('code')) return;
+  history.replaceState(null, '', redirectUri); // the code leaves the address bar (and the history) at once
+  const problem = (code) => {
+    signInProblem = code;
+    $('account-state').textContent = `Sign-in failed: ${code}`;
+    log('error', `sign-in failed: ${code}`, { code, retryIn: '' });
+  };
+  if (!pending || params.get('state') !== pending.state) return problem('state_mismatch');
+  if (!params.has('code')) return problem(params.get('error') ?? 'no_code');
+  log('sign-in', 'signing in');
+  $('account-state').textContent = 'Signing in…';
+  $('messages').replaceChildren();
+  client
+    .signIn({ code: params.get('code'), redirectUri, codeVerifier: pending.verifier, nonce: pending.nonce })
+    .then(() => log('sign-in', 'signed in'), (error) => problem(error.code));
+}
+
+function showAccount(token) {
+  const signedIn = Boolean(token?.authenticated);
+  $('account').dataset.signedIn = String(signedIn);
+  if (signedIn) signInProblem = null;
+  $('account-state').textContent = signedIn
+    ? 'Signed in'
+    : signInProblem
+      ? `Sign-in failed: ${signInProblem}`
+      : 'Anonymous guest';
+  $('sign-in').hidden = signedIn || !settings.signIn;
+  $('sign-out').hidden = !signedIn;
+}
+
+client.addEventListener('tokenready', ({ detail: token }) => {
+  const was = $('account').dataset.signedIn;
+  showAccount(token);
+  if (was === 'true' && !token.authenticated) log('sign-in', 'no longer signed in: a new guest');
+});
+$('sign-in').hidden = !settings.signIn;
+$('sign-in').addEventListener('click', () => {
+  $('sign-in').disabled = true;
+  signIn().catch((error) => {
+    $('sign-in').disabled = false;
+    log('error', `sign-in failed: ${error.name}`, { code: 'sign_in', retryIn: '' });
+  });
+});
+$('sign-out').addEventListener('click', () => {
+  log('sign-in', 'signing out');
+  $('messages').replaceChildren();
+  $('sign-out').hidden = true;
+  client.signOut().then(
+    () => log('sign-in', 'signed out'),
+    (error) => log('error', `sign-out failed: ${error.code}`, { code: error.code, retryIn: '' }),
+  );
+});
+// Back from the provider's page with the browser's Back button (the page from the back-forward cache).
+addEventListener('pageshow', () => ($('sign-in').disabled = false));
+if (client.signedIn) $('account-state').textContent = 'Signed in: resuming…';
+returnedFromSignIn();
 
 $('origin').textContent = location.origin;
 $('endpoint').textContent = String(new URL(apiEndpoint, location.href));

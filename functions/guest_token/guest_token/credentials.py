@@ -63,7 +63,14 @@ def _provider(endpoint_url: str | None, *, quick: bool = False) -> SecretsProvid
 
 def get_credentials(settings: Settings, deadline: Deadline, *, force_refresh: bool = False) -> ClientCredentials:
     secret_id = settings.credentials_secret_id
-    left = deadline.check("reading the credentials secret")
+    value = read_json_secret(settings, secret_id, deadline, force_refresh=force_refresh)
+    return parse_credentials(value, f"secret {secret_id}")
+
+
+def read_json_secret(settings: Settings, secret_id: str, deadline: Deadline, *, force_refresh: bool = False) -> Any:
+    """The JSON value of secret ``secret_id`` (the OAuth client's, or the refresh cookie's keys), cached
+    CREDENTIALS_CACHE_SECONDS per container; every read ends before the request's deadline."""
+    left = deadline.check(f"reading secret {secret_id}")
     if left < QUICK_WORST_CASE_SECONDS:
         raise UpstreamTimeout(log_detail=f"too little time left to read secret {secret_id}")
     # Each provider caches the secret for CREDENTIALS_CACHE_SECONDS; the quick one serves only requests that
@@ -77,7 +84,7 @@ def get_credentials(settings: Settings, deadline: Deadline, *, force_refresh: bo
     from botocore.exceptions import ClientError  # noqa: PLC0415
 
     try:
-        value: Any = provider.get(
+        return provider.get(
             secret_id, max_age=settings.credentials_cache_seconds, transform="json", force_fetch=force_refresh
         )
     except TransformParameterError:
@@ -92,8 +99,6 @@ def get_credentials(settings: Settings, deadline: Deadline, *, force_refresh: bo
         raise UpstreamUnavailable(
             log_detail=f"Secrets Manager unreachable reading {secret_id}: {type(cause).__name__}"
         ) from None
-
-    return parse_credentials(value, f"secret {secret_id}")
 
 
 def parse_credentials(value: Any, where: str) -> ClientCredentials:

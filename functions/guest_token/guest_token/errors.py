@@ -13,6 +13,8 @@ class ServiceError(Exception):
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
     default_message: ClassVar[str] = "The service could not handle the request."
+    # Whether the answer clears the signed-in customer's refresh cookie (refresh_cookie.py).
+    clears_refresh_cookie: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -77,6 +79,32 @@ class MethodNotAllowed(ServiceError):
     status = 405
     code = "method_not_allowed"
     default_message = "Method not allowed on this resource."
+
+
+class SignInFailed(ServiceError):
+    """Genesys refused the code exchange (a reused or expired code, a PKCE or redirect URI mismatch: any 4xx but
+    429). The widget starts the sign-in again."""
+
+    status = 401
+    code = "sign_in_failed"
+    default_message = "The sign-in could not be completed; sign in again."
+
+
+class NotSignedIn(ServiceError):
+    """No refresh cookie, one that does not open (tampered, another key, origin or deployment, too old), or a
+    refresh token Genesys refused. The answer clears the cookie."""
+
+    status = 401
+    code = "not_signed_in"
+    default_message = "The customer is not signed in."
+    clears_refresh_cookie: ClassVar[bool] = True
+
+
+class SignedInElsewhere(NotSignedIn):
+    """The cookie is a sign-in on another allowed origin (or deployment) that calls the same API host: not this
+    page's, but not to be cleared either, or that page's customer would be signed out too."""
+
+    clears_refresh_cookie: ClassVar[bool] = False
 
 
 class RateLimited(ServiceError):

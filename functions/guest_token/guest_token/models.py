@@ -23,8 +23,8 @@ DEFAULT_DURATION: Duration = "standard"
 _NIL_UUID = "00000000-0000-0000-0000-000000000000"
 
 
-class GuestTokenBody(BaseModel):
-    """The JSON body a widget sends. Every field is optional; null means absent."""
+class _WithGuestId(BaseModel):
+    """A body's optional guestId, as every route takes it."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -44,6 +44,22 @@ class GuestTokenBody(BaseModel):
             }
         ),
     ] = None
+
+    @field_validator("guestId")
+    @classmethod
+    def _canonical_uuid(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not UUID_PATTERN.fullmatch(value):
+            raise ValueError("must be a UUID in canonical 8-4-4-4-12 hexadecimal form")
+        if uuid.UUID(value).int == 0:
+            raise ValueError("must not be the nil UUID")
+        return value.lower()
+
+
+class GuestTokenBody(_WithGuestId):
+    """The JSON body a widget sends. Every field is optional; null means absent."""
+
     duration: Annotated[
         Duration | None,
         WithJsonSchema(
@@ -68,17 +84,6 @@ class GuestTokenBody(BaseModel):
             }
         ),
     ] = None
-
-    @field_validator("guestId")
-    @classmethod
-    def _canonical_uuid(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not UUID_PATTERN.fullmatch(value):
-            raise ValueError("must be a UUID in canonical 8-4-4-4-12 hexadecimal form")
-        if uuid.UUID(value).int == 0:
-            raise ValueError("must not be the nil UUID")
-        return value.lower()
 
     @field_validator("scopes", mode="before")
     @classmethod
@@ -115,6 +120,57 @@ class GuestTokenResponse(BaseModel):
     )
 
 
+# Printable ASCII without spaces: what an authorization code or a nonce is made of (RFC 6749's VSCHAR, less space).
+_VISIBLE_ASCII = r"^[!-~]+$"
+
+
+class AuthenticatedSessionBody(_WithGuestId):
+    """A signed-in customer's sign-in: what the company's identity provider's redirect gave the page."""
+
+    code: str = Field(
+        min_length=1,
+        max_length=4096,
+        pattern=_VISIBLE_ASCII,
+        description="The authorization code from the identity provider's redirect (single-use).",
+    )
+    redirectUri: str = Field(
+        max_length=2048,
+        pattern=r'^https?://[!"$-~]+$',
+        description="The redirect URI the authorization request named, exactly (an absolute http(s) URL).",
+    )
+    codeVerifier: str | None = Field(
+        default=None,
+        min_length=43,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9._~-]+$",
+        description="PKCE's code verifier (RFC 7636), when the authorization request had a code challenge.",
+    )
+    nonce: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        pattern=_VISIBLE_ASCII,
+        description="The nonce the authorization request named, if any.",
+    )
+
+
+class RefreshBody(_WithGuestId):
+    """A signed-in customer's refresh (the refresh token comes from the cookie): only the chat's guestId."""
+
+
+class AuthenticatedSessionResponse(GuestTokenResponse):
+    """What a signed-in customer's widget gets: what /guest-tokens answers, authenticated."""
+
+    authenticated: bool = Field(default=True, description="Always true: the session is a signed-in customer's.")
+    authToken: str = Field(
+        description="Genesys' auth JWT, for the widget's own configureAuthenticatedSession on the socket; "
+        "short-lived, kept in memory only (the refresh token never reaches the page: it is in the cookie)."
+    )
+    authExpiresIn: int | None = Field(
+        default=None, description="Seconds until the auth JWT expires, when its exp can be read (absent otherwise)."
+    )
+
+
 class ErrorDetail(BaseModel):
     field: str
     issue: str
@@ -144,9 +200,13 @@ class GuestTokenRequest:
     scopes: tuple[str, ...]
 
 
-def parse_guest_token_request(raw_body: str | None, settings: Settings) -> GuestTokenRequest:
+def parse_body[M: BaseModel](raw_body: str | None, model: type[M], *, optional: bool = False) -> M:
+    """The body as ``model``: InvalidJson when it is not a JSON object (or missing, unless ``optional``: then
+    it is ``{}``), InvalidRequest naming each field at fault."""
     if raw_body is None or not raw_body.strip():
-        raise InvalidJson("The request body is missing; send a JSON object.")
+        if not optional:
+            raise InvalidJson("The request body is missing; send a JSON object.")
+        raw_body = "{}"
     try:
         document: Any = json.loads(raw_body)
     except ValueError:
@@ -155,13 +215,16 @@ def parse_guest_token_request(raw_body: str | None, settings: Settings) -> Guest
         raise InvalidJson("The request body is nested too deeply.") from None
     if not isinstance(document, dict):
         raise InvalidJson("The request body must be a JSON object.")
-
     try:
         # pydantic directly: Powertools' parse() does the same for a bare model, but importing its parser
         # package builds models for every AWS event source, about 100 ms of each cold start.
-        body = GuestTokenBody.model_validate(document)
+        return model.model_validate(document)
     except ValidationError as exc:
         raise InvalidRequest(details=[_detail(error) for error in exc.errors()]) from None
+
+
+def parse_guest_token_request(raw_body: str | None, settings: Settings) -> GuestTokenRequest:
+    body = parse_body(raw_body, GuestTokenBody)
 
     if settings.guest_token_source == SOURCE_WEBMESSAGING:
         # Genesys decides a guest JWT's lifetime and rights: a field this source cannot honour is refused.

@@ -16,9 +16,11 @@ import hashlib
 import logging
 import os
 import re
+import sys
 import traceback
 import warnings
 from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -122,6 +124,7 @@ GUEST_CONVERSATION_RESTARTED = "guest_conversation_restarted"
 TOKEN_EVENT_PUBLISHED = "token_event_published"
 TOKEN_EVENT_FAILED = "token_event_failed"
 UNHANDLED_ERROR = "unhandled_error"
+SIGNED_OUT = "signed_out"
 # Metrics: namespace POWERTOOLS_METRICS_NAMESPACE, dimension service (and errorCode on the failure count).
 HANDLER_LATENCY = "HandlerLatency"
 TOKENS_ISSUED = "TokensIssued"
@@ -132,7 +135,12 @@ UPSTREAM_LATENCY = {
     "guest-token": "GenesysGuestTokenLatency",
     "deployment": "GenesysDeploymentLatency",
     "webmessaging": "GenesysWebMessagingLatency",
+    "auth-exchange": "GenesysAuthExchangeLatency",
+    "auth-refresh": "GenesysAuthRefreshLatency",
+    "auth-revoke": "GenesysAuthRevokeLatency",
 }
+# Signed-in customers: 1 per sign-in (refresh) that got a token, 0 per one refused or failed; Average = success rate.
+SIGNED_IN_SUCCESS = {"sign-in": "SignInSuccess", "refresh": "SignedInRefreshSuccess"}
 UPSTREAM_RETRIES = "GenesysRetries"
 OAUTH_CACHE_HIT = "OAuthCacheHit"
 OAUTH_TOKEN_FETCHED = "OAuthTokenFetched"
@@ -176,25 +184,49 @@ SECRET_WINDOW = 12
 # Redaction reads at most this many times the characters it keeps: enough for every stand-in to shorten what it
 # replaced, and a bound on the work a megabyte of hostile text can cause.
 _READ_FACTOR = 8
-_PERCENT_ENCODED = re.compile(r"%([0-9A-Fa-f]{2})")
+# A character spelt as an escape: %-encoded, a JSON or Python escape, an HTML character reference.
+_ESCAPED = re.compile(
+    r"%([0-9A-Fa-f]{2})|\\u([0-9A-Fa-f]{4})|\\x([0-9A-Fa-f]{2})|&#[xX]([0-9A-Fa-f]{1,6});|&#([0-9]{1,7});"
+)
 
 
 def redacted(text: str | None, secrets: Mapping[str, str] | None = None, limit: int = MAX_LOGGED_CHARS) -> str | None:
     """Text from outside that may hold a credential (Genesys' error texts, a token's kid, an exception's
     message), as it may be logged: each of ``secrets`` (value -> the stand-in that replaces it) wherever any
     SECRET_WINDOW of its letters and digits appear in a row (respelt in any case, with any separators, or
-    %-encoded), Basic and Bearer credentials and token-like runs replaced, then bounded to ``limit``. Replaced
-    before the cut, so that no piece of one is left at the end of what is kept. The one helper for text from
-    outside."""
+    escaped: %-encoded, JSON, HTML), Basic and Bearer credentials and token-like runs replaced, then bounded to
+    ``limit``. Replaced before the cut, so that no piece of one is left at the end of what is kept. The one
+    helper for text from outside."""
     if text is None:
         return None
     total = len(text)
     text = text[: limit * _READ_FACTOR]
-    for secret, stand_in in (secrets or {}).items():
+    for secret, stand_in in {**_request_secrets.get(), **(secrets or {})}.items():
         text = _masked(text, secret, stand_in)
     text = _TOKEN_LIKE.sub(_token_stand_in, SCHEME_CREDENTIALS.sub("[credentials]", text))
     shown = bounded(text, limit) or ""
     return shown if total <= limit or shown.endswith("chars)") else f"{shown}...({total} chars)"
+
+
+# The current request's own secrets (a signed-in customer's code, verifier, nonce, refresh token, cookie and
+# JWTs), which ``redacted`` masks in any text it is given during the request, whatever the call site passed.
+_NO_SECRETS: Mapping[str, str] = MappingProxyType({})
+_request_secrets: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "request_secrets", default=_NO_SECRETS
+)
+
+
+def add_request_secrets(secrets: Mapping[str | None, str]) -> None:
+    """Register values (value -> stand-in; a value None is skipped) that ``redacted`` masks for the rest of the
+    request."""
+    known: dict[str, str] = {value: stand_in for value, stand_in in secrets.items() if value}
+    _request_secrets.set({**_request_secrets.get(), **known})
+
+
+def _unescaped(escape: re.Match[str]) -> str:
+    *hexadecimal, decimal = escape.groups()
+    number = int(decimal) if decimal else int(next(group for group in hexadecimal if group), 16)
+    return chr(number) if number <= sys.maxunicode else ""
 
 
 def _masked(text: str, secret: str, stand_in: str) -> str:
@@ -210,9 +242,9 @@ def _masked(text: str, secret: str, stand_in: str) -> str:
     spans: list[tuple[int, int]] = []
     position = 0
     while position < len(text):
-        encoded = _PERCENT_ENCODED.match(text, position)
+        encoded = _ESCAPED.match(text, position)
         end = encoded.end() if encoded else position + 1
-        char = chr(int(encoded.group(1), 16)) if encoded else text[position]
+        char = _unescaped(encoded) if encoded else text[position]
         if char.isalnum():
             letters.append(char.lower())
             spans.append((position, end))
@@ -309,6 +341,7 @@ _folded_calls: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars
 def token_request_started(origin: str | None) -> None:
     """From here until token_outcome, first attempts that succeed are folded into the outcome line."""
     _folded_calls.set([])
+    _request_secrets.set(_NO_SECRETS)
     audit(REQUEST_RECEIVED, debug=True, origin=origin)  # the outcome line carries the origin too
 
 
@@ -380,10 +413,23 @@ def token_outcome(
     # service failure, so it is left out of the rate instead of counting against it.
     if issued or status == 429 or status >= 500:
         metrics.add_metric(name=TOKEN_REQUEST_SUCCESS, unit=MetricUnit.Count, value=1 if issued else 0)
+    # A signed-in customer's sign-in or refresh: Genesys refusing the code or refresh token (401) counts against
+    # its rate too, since a misconfigured identity provider integration shows as nothing else.
+    signed_in = SIGNED_IN_SUCCESS.get(request.get("action", ""))
+    if signed_in is not None and (issued or status in (401, 429) or status >= 500):
+        metrics.add_metric(name=signed_in, unit=MetricUnit.Count, value=1 if issued else 0)
     if (recording := _recording()) is not None:
         recording.put_annotation(key="outcome", value="issued" if issued else "failed")
         if error_code is not None:
             recording.put_annotation(key=ERROR_CODE_DIMENSION, value=error_code)
+
+
+def signed_out(request: dict[str, Any], *, revoked: bool, latency_ms: float) -> None:
+    """A signed-in customer's sign-out answered 204: whether Genesys revoked a sign-in (False: there was no
+    usable cookie, or Genesys said it was already over)."""
+    calls = _folded_calls.get()
+    _folded_calls.set(None)
+    audit(SIGNED_OUT, **request, calls=calls or None, revoked=revoked, status=204, latencyMs=latency_ms)
 
 
 def _count_failure(error_code: str, metadata: dict[str, Any]) -> None:

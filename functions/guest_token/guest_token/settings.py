@@ -48,6 +48,10 @@ DEFAULT_DEPLOYMENT_CACHE_SECONDS = 300
 # A deployment that is not Active is re-read this often: soon enough to notice it switched back on, seldom
 # enough that a busy page with chat switched off does not spend Genesys' rate limit.
 DEFAULT_DEPLOYMENT_UNAVAILABLE_CACHE_SECONDS = 30
+# Signed-in customers: how long a refresh cookie is honoured (Genesys does not publish its refresh tokens'
+# lifetime), and its bounds: a minute at least, a year at most.
+DEFAULT_AUTH_COOKIE_SECONDS = 30 * 86400
+AUTH_COOKIE_SECONDS_RANGE = (60, 365 * 86400)
 # A web deployment id as Genesys Admin shows it: a UUID.
 # A canonical UUID (fullmatch, not match: "$" would accept a trailing newline); guest ids are UUIDs too.
 UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -85,6 +89,13 @@ class Settings:
     secrets_manager_endpoint_url: str | None
     token_events_bus_name: str | None
     token_events_include_guest_id: bool
+    # Signed-in customers: the secret holding the refresh cookie's keys; None turns the feature off.
+    auth_cookie_keys_secret_id: str | None
+    auth_cookie_seconds: int
+
+    @property
+    def signed_in_customers(self) -> bool:
+        return self.auth_cookie_keys_secret_id is not None
 
     @property
     def allow_any_origin(self) -> bool:
@@ -212,6 +223,18 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     if bus and not _EVENT_BUS_PATTERN.fullmatch(bus):
         raise ConfigurationError(f"TOKEN_EVENTS_BUS_NAME must be an EventBridge bus name or ARN, got {_shown(bus)}")
     _tracing(environ)  # a bad value answers 500 naming the variable, like every other setting
+    cookie_keys = environ.get("AUTH_COOKIE_KEYS_SECRET_ID", "").strip()
+    if cookie_keys and source != SOURCE_WEBMESSAGING:
+        raise ConfigurationError(
+            "AUTH_COOKIE_KEYS_SECRET_ID (signed-in customers) needs GUEST_TOKEN_SOURCE webmessaging: Genesys' "
+            "authenticated sessions are Web Messaging sessions"
+        )
+    # The refresh cookie is sealed with cryptography's Fernet, in the layer the template attaches with this setting.
+    if cookie_keys and importlib.util.find_spec("cryptography") is None:
+        raise ConfigurationError(
+            "AUTH_COOKIE_KEYS_SECRET_ID is set but cryptography is not installed: set it through the template's "
+            "CookieKeysSecretName parameter, which attaches SignatureLayer"
+        )
     return Settings(
         allowed_origins=frozenset(_split(environ.get("ALLOWED_ORIGINS", ""))),
         allowed_scopes=allowed_scopes,
@@ -253,6 +276,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         ),
         token_events_bus_name=bus or None,
         token_events_include_guest_id=_bool(environ, "TOKEN_EVENTS_INCLUDE_GUEST_ID"),
+        auth_cookie_keys_secret_id=cookie_keys or None,
+        auth_cookie_seconds=_int(
+            environ, "AUTH_COOKIE_SECONDS", DEFAULT_AUTH_COOKIE_SECONDS, *AUTH_COOKIE_SECONDS_RANGE
+        ),
     )
 
 

@@ -76,6 +76,12 @@ def _from_rest(
 def _from_webmessaging(
     settings: Settings, request: GuestTokenRequest, origin: str, deadline: Deadline, audit: dict[str, Any]
 ) -> GuestTokenResponse:
+    deployment = active_deployment(settings, origin, deadline)
+    return webmessaging_session(settings, deployment, request.guest_id, origin, deadline, audit)
+
+
+def active_deployment(settings: Settings, origin: str, deadline: Deadline) -> rest.Deployment:
+    """The web deployment (webmessaging), cached, when it is Active; DeploymentUnavailable otherwise."""
     deployment_id = settings.deployment_id
     assert deployment_id is not None  # settings refuse the webmessaging source without one
     if not (origin.isascii() and origin.isprintable()):
@@ -88,13 +94,29 @@ def _from_webmessaging(
             genesys_correlation_id=deployment.correlation_id,
             retry_after=_seconds_until_reread(),
         )
+    return deployment
+
+
+def webmessaging_session(  # noqa: PLR0917
+    settings: Settings,
+    deployment: rest.Deployment,
+    guest_id: str,
+    origin: str,
+    deadline: Deadline,
+    audit: dict[str, Any],
+    auth_jwt: str | None = None,
+) -> GuestTokenResponse:
+    """The guest's session on ``deployment`` and its verified JWT; with ``auth_jwt`` (a signed-in customer's)
+    the session is configured with configureAuthenticatedSession."""
+    deployment_id = deployment.id
     try:
         session = guest_api.open_session(
             settings.webmessaging_base_url,
             deployment_id=deployment_id,
-            session_token=request.guest_id,
+            session_token=guest_id,
             origin=origin,
             deadline=deadline,
+            auth_jwt=auth_jwt,
         )
     except SessionRefused as refused:
         # A hint for the operator, from our own reading of allowedDomains (Genesys' rule is not public).
@@ -106,7 +128,7 @@ def _from_webmessaging(
         raise
     # The session's own: a cached deployment's id names a call another request made.
     audit["genesysCorrelationId"] = session.correlation_id
-    if session.session_token != request.guest_id:
+    if session.session_token != guest_id:
         audit["guestRef"] = observability.guest_ref(session.session_token)
         observability.logger.append_keys(guestRef=audit["guestRef"])
     audit["newSession"] = session.new_session

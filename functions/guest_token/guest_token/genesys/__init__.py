@@ -5,6 +5,8 @@
 - ``rest``: the HTTP calls behind OAuth: the client-credentials token and the web deployment lookup.
 - ``guest_token_contract``: the tutorial's ``generate-token`` call (the ``rest`` source); not public Genesys API.
 - ``guest_api``: the public Web Messaging Guest API over WebSocket (the ``webmessaging`` source).
+- ``web_deployments_token``: the web deployments token calls of signed-in customers (code exchange, refresh,
+  revoke), which need no access token.
 """
 
 from __future__ import annotations

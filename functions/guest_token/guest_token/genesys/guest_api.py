@@ -57,15 +57,19 @@ MAX_MESSAGE_BYTES = 1 << 20
 MAX_CODE = 99999
 SESSION_EXPIRED = 4006
 SESSION_NOT_FOUND = 4007
+# configureSession on a signed-in customer's session (after sign-out, say): that session is not the anonymous
+# guest's to resume, so the guest gets a new one, as after 4006 or 4007.
+CANNOT_DOWNGRADE = 4017
 RATE_LIMITED = 4029
 # Codes that mean the guest's session is gone: a returning guest then starts a new one.
-_SESSION_GONE = frozenset({SESSION_EXPIRED, SESSION_NOT_FOUND})
+_SESSION_GONE = frozenset({SESSION_EXPIRED, SESSION_NOT_FOUND, CANNOT_DOWNGRADE})
 # Classes that answer any request: the errors.
 _ERROR_CLASSES = frozenset({"string", "TooManyRequestsErrorMessage"})
 _ERROR_NAMES = {
     4000: "FeatureUnavailable",
     4006: "SessionHasExpired",
     4007: "SessionNotFound",
+    4017: "CannotDowngradeToUnauthenticated",
     4020: "MissingParameter",
     4029: "RequestRateTooHigh",
     5000: "UnexpectedError",
@@ -102,10 +106,12 @@ class _ConnectionsClosed(Exception):
 @dataclass
 class _Progress:
     """What earlier attempts learnt, kept across retries: the session token in use (a new one once Genesys had
-    lost the guest's) and whether Genesys made a new session, which a retry configuring it again would not say."""
+    lost the guest's) and whether Genesys made a new session, which a retry configuring it again would not say.
+    ``auth_jwt``: a signed-in customer's, configured with configureAuthenticatedSession."""
 
     token: str = field(repr=False)
     new_session: bool = False
+    auth_jwt: str | None = field(default=None, repr=False)
 
 
 def websocket_url(base_url: str, deployment_id: str) -> str:
@@ -119,11 +125,13 @@ def open_session(
     session_token: str,
     origin: str,
     deadline: Deadline,
+    auth_jwt: str | None = None,
 ) -> GuestSession:
     """Configure the guest's session (a new one with a new token when Genesys no longer has this one) and
-    get its JWT. Retries refused or dropped connections, 5xx handshakes, 5xxx codes and 4029."""
+    get its JWT. Retries refused or dropped connections, 5xx handshakes, 5xxx codes and 4029. With ``auth_jwt``
+    (a signed-in customer's) the session is configured with configureAuthenticatedSession."""
     url = websocket_url(base_url, deployment_id)
-    progress = _Progress(token=session_token)
+    progress = _Progress(token=session_token, auth_jwt=auth_jwt)
 
     def run(attempt: retries.Attempt) -> GuestSession:
         return _session(url, deployment_id, progress, origin, attempt, deadline)
@@ -146,7 +154,7 @@ def _session(  # noqa: PLR0917
         for _ in range(2):  # a returning guest whose session is gone gets one new session
             with _connect(url, origin, attempt, deadline) as socket:
                 try:
-                    progress.new_session |= _configure(socket, deployment_id, token, deadline)
+                    progress.new_session |= _configure(socket, deployment_id, token, deadline, progress.auth_jwt)
                     jwt, exp = _get_jwt(socket, token, deadline)
                 except _SessionGone:
                     observability.audit(observability.GUEST_SESSION_REPLACED)
@@ -169,7 +177,7 @@ def _session(  # noqa: PLR0917
         raise
     except GuestApiError as exc:
         attempt.status = exc.code
-        raise _mapped(exc, attempt, token) from None
+        raise _mapped(exc, attempt, token, progress.auth_jwt) from None
     except TimeoutError:
         attempt.error = "TimeoutError"
         raise retries.Retryable(
@@ -288,9 +296,10 @@ def _refused(status: int, wait: int | None, attempt: retries.Attempt) -> Excepti
     return UpstreamError(log_detail=detail, genesys_correlation_id=correlation)
 
 
-def _mapped(error: GuestApiError, attempt: retries.Attempt, token: str) -> Exception:
-    # Genesys' message goes to the log: never with the session token in it, should Genesys echo it.
-    detail = f"Genesys webmessaging answered {error}: {rest.excerpt(error.message, 200, {token: '[session token]'})}"
+def _mapped(error: GuestApiError, attempt: retries.Attempt, token: str, auth_jwt: str | None = None) -> Exception:
+    # Genesys' message goes to the log: never with the session token (or auth JWT) in it, should Genesys echo it.
+    secrets = {token: "[session token]", **({auth_jwt: "[auth JWT]"} if auth_jwt else {})}
+    detail = f"Genesys webmessaging answered {error}: {rest.excerpt(error.message, 200, secrets)}"
     correlation = attempt.correlation_id
     if error.code in (RATE_LIMITED, 429):
         return retries.Retryable(
@@ -307,11 +316,15 @@ def _retried(code: int) -> bool:
     return code in (RATE_LIMITED, 429) or code >= 5000 or 500 <= code < 600
 
 
-def _configure(socket: ClientConnection, deployment_id: str, token: str, deadline: Deadline) -> bool:
+def _configure(
+    socket: ClientConnection, deployment_id: str, token: str, deadline: Deadline, auth_jwt: str | None = None
+) -> bool:
     """Configure the session; True when Genesys made a new one. A read-only session (its conversation ended)
     gets a new conversation on the same token, as the transport SDK's startNewChat does, so the guest can write
-    again."""
+    again. With ``auth_jwt``: configureAuthenticatedSession, ``data.code`` the auth JWT, answered alike."""
     message: dict[str, Any] = {"action": "configureSession", "deploymentId": deployment_id, "token": token}
+    if auth_jwt is not None:
+        message = {**message, "action": "configureAuthenticatedSession", "data": {"code": auth_jwt}}
     body = _request(socket, message, "SessionResponse", deadline)
     if body.get("readOnly") is not True:
         # connected: false without readOnly is not refused: Genesys' SDKs carry on with such a session too.

@@ -16,7 +16,7 @@ from typing import Any, TypeGuard
 from urllib.parse import quote, urlencode
 
 import urllib3
-from urllib3.exceptions import HTTPError, InvalidHeader, NewConnectionError, TimeoutError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, InvalidHeader, NewConnectionError, TimeoutError
 from urllib3.util import Retry
 
 from .. import observability
@@ -161,7 +161,7 @@ def request_access_token(settings: Settings, credentials: ClientCredentials, dea
         # Only a token that can be sent as a bearer (RFC 6750) is cached: one with CR/LF would fail every later
         # request of the container in http.client, with the token in the exception's text, and one of megabytes
         # every later request at Genesys (431).
-        if len(value) > MAX_ACCESS_TOKEN_CHARS or not _B64TOKEN.fullmatch(value):
+        if not is_bearer_token(value):
             raise UpstreamError(
                 log_detail="Genesys OAuth answered an access_token that is not an RFC 6750 bearer token",
                 genesys_correlation_id=answer.correlation_id,
@@ -173,6 +173,11 @@ def request_access_token(settings: Settings, credentials: ClientCredentials, dea
             genesys_correlation_id=answer.correlation_id,
         )
     raise failure("oauth", answer)
+
+
+def is_bearer_token(value: object, max_chars: int = MAX_ACCESS_TOKEN_CHARS) -> TypeGuard[str]:
+    """Whether ``value`` can go into an Authorization header as a bearer: RFC 6750's b64token, bounded."""
+    return isinstance(value, str) and 0 < len(value) <= max_chars and _B64TOKEN.fullmatch(value) is not None
 
 
 def get_deployment(settings: Settings, access_token: str, deployment_id: str, deadline: Deadline) -> Deployment:
@@ -257,17 +262,25 @@ def send(
     body: str | None,
     deadline: Deadline,
     secrets: Mapping[str, str] | None = None,
+    single_use: bool = False,
 ) -> Answer:
     """One HTTP call with bounded attempts; 429 and 5xx answers are retried, others are returned. The answer
     carries ``secrets`` (value -> stand-in) and the Authorization header's credential, which Genesys' error
-    text never brings to the log (failure)."""
+    text never brings to the log (failure). A ``single_use`` request (an authorization code, which works once)
+    is sent again only when Genesys surely did not act on it: after a 429, or when no connection was made; a
+    5xx or a timeout may have spent it, so its answer (or error) is final."""
     scheme, _, credential = headers.get("Authorization", "").partition(" ")
     secrets = {**(secrets or {}), credential: f"[{scheme.lower() or 'authorization'} credential]"}
 
     def run(attempt: retries.Attempt) -> Answer:
-        answer = _attempt(call, method, url, headers, body, attempt, deadline, secrets)
+        try:
+            answer = _attempt(call, method, url, headers, body, attempt, deadline, secrets)
+        except retries.Retryable as exc:
+            if single_use and not exc.unsent:
+                raise exc.error from None
+            raise
         attempt.status, attempt.correlation_id = answer.status, answer.correlation_id
-        if answer.status in RETRYABLE_STATUSES:
+        if answer.status in RETRYABLE_STATUSES and (not single_use or answer.status == 429):
             raise retries.Retryable(failure(call, answer), wait=answer.retry_after)
         return answer
 
@@ -319,12 +332,13 @@ def _attempt(  # noqa: PLR0917
     except HTTPError as exc:
         attempt.error = type(exc).__name__
         # urllib3 makes a refused connection a subclass of ConnectTimeoutError; it is not a timeout.
+        unsent = isinstance(exc, NewConnectionError | ConnectTimeoutError)
         if isinstance(exc, TimeoutError) and not isinstance(exc, NewConnectionError):
             raise retries.Retryable(
-                UpstreamTimeout(log_detail=f"Genesys {call} did not answer in time ({attempt.error})")
+                UpstreamTimeout(log_detail=f"Genesys {call} did not answer in time ({attempt.error})"), unsent=unsent
             ) from None
         raise retries.Retryable(
-            UpstreamUnavailable(log_detail=f"Genesys {call} unreachable ({attempt.error})")
+            UpstreamUnavailable(log_detail=f"Genesys {call} unreachable ({attempt.error})"), unsent=unsent
         ) from None
     return _answer(response, data, secrets)
 

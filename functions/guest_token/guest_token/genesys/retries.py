@@ -26,10 +26,14 @@ _BACKOFF = Retry(total=MAX_ATTEMPTS - 1, backoff_factor=0.25, backoff_jitter=0.2
 
 
 class Retryable(Exception):
-    def __init__(self, error: ServiceError, *, wait: float | None = None) -> None:
+    """``unsent``: the request surely never reached Genesys (no connection was made), so even a request Genesys
+    must not see twice may be sent again."""
+
+    def __init__(self, error: ServiceError, *, wait: float | None = None, unsent: bool = False) -> None:
         super().__init__(error.log_detail)
         self.error = error
         self.wait = wait
+        self.unsent = unsent
 
 
 @dataclass
