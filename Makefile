@@ -32,8 +32,8 @@ BUILD_DIR ?= .aws-sam/build
 .PHONY: help run test browser lint build bench clean FORCE
 
 help:
-	@echo "make run    serve the real handler on http://127.0.0.1:3000 with local Genesys and Secrets Manager,"
-	@echo "            and the widget demo on http://127.0.0.1:3080/demo/"
+	@echo "make run    serve the real handler on http://localhost:3000 with local Genesys and Secrets Manager,"
+	@echo "            and the widget demo on http://localhost:3080/demo/"
 	@echo "make test   lint, type-check and run the whole test suite (needs Chrome or Chromium, looked for first:"
 	@echo "            CHROMIUM=/path or a command, one on PATH, or Debian's chromium, installed with apt-get)"
 	@echo "make build  sam build for ARCH (arm64; ARCH=x86_64), pin it in the built template, precompile"

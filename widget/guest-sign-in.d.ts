@@ -64,10 +64,10 @@ export interface SignInTokenClient extends GuestTokenClient {
    */
   signIn(parameters: SignInParameters): Promise<SignedInToken>;
   /**
-   * Signs out: clears the flag, asks the service to revoke the sign-in and clear the cookie
-   * (`DELETE /authenticated-sessions`), and begins a new, anonymous guest at once (`reset()`). Rejects with a
-   * `GuestTokenError` when the service could not be told (`network_error`, `http_<status>`, ...); the page is
-   * anonymous either way.
+   * Signs out: asks the service to revoke the sign-in and clear the cookie (`DELETE /authenticated-sessions`);
+   * once it answered, clears the flag and begins a new, anonymous guest (`reset()`). Rejects with a
+   * `GuestTokenError`: `network_error` when the service could not be told (still signed in: try again), or the
+   * service's error code when Genesys' revoke failed (signed out all the same: the service cleared the cookie).
    */
   signOut(): Promise<void>;
 }

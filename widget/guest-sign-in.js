@@ -50,13 +50,16 @@ class SignInTokenClient extends GuestTokenClient {
   }
 
   async signOut() {
-    this.#mark(false);
     this.#signingIn = null;
-    const response = fetch(this.#sessions, { method: 'DELETE', credentials: 'include' });
+    let answer;
+    try {
+      answer = await fetch(this.#sessions, { method: 'DELETE', credentials: 'include' });
+    } catch {
+      throw networkError(); // the service was not told: still signed in, the cookie kept; try again
+    }
+    // Answered: the service has cleared the cookie, even when Genesys' revoke failed.
+    this.#mark(false);
     this.reset(); // a new guest, anonymous
-    const answer = await response.catch(() => {
-      throw networkError();
-    });
     if (!answer.ok) await readToken(answer); // throws its GuestTokenError
   }
 

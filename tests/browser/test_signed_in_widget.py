@@ -360,3 +360,36 @@ def test_a_redirect_back_with_another_state_is_refused_without_calling_the_servi
     assert page.url == stack.demo
     assert not [call for call in customer.calls if call[1].startswith("/authenticated-sessions")]
     expect(page.locator("#account-state")).to_have_text("Sign-in failed: state_mismatch")
+
+
+def test_a_sign_out_the_service_never_got_leaves_the_customer_signed_in_to_try_again(
+    stack: LocalStack, customer: Customer
+):
+    page = customer.page
+    open_anonymous(customer, stack)
+    sign_in(customer, stack)
+    # The network drops the DELETE: the cookie is still there, so the page must not say the customer left.
+    page.route(
+        "**/authenticated-sessions",
+        lambda route: route.abort() if route.request.method == "DELETE" else route.fallback(),
+    )
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.locator("#account-state")).to_have_text("Sign-out failed: network_error")
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    local, _, _ = customer.storage()
+    assert local.get(SIGNED_IN_KEY) == "1" and customer.refresh_cookie() is not None
+    # Back online: the same button signs out.
+    page.unroute("**/authenticated-sessions")
+    page.get_by_role("button", name="Sign out").click()
+    customer.wait_for_answer("DELETE", "/authenticated-sessions", status=204)
+    expect(page.locator("#account")).to_have_attribute("data-signed-in", "false")
+    assert customer.refresh_cookie() is None
+
+
+def test_the_demo_offers_no_sign_in_from_a_host_name_the_cookie_would_not_reach(stack: LocalStack, customer: Customer):
+    # From 127.0.0.1 the API on localhost is another site: the sign-in would work, then be forgotten at once.
+    page = customer.page
+    page.goto(stack.demo.replace("localhost", "127.0.0.1"))
+    connected(page)
+    expect(page.get_by_role("button", name="Sign in")).to_be_hidden()
+    expect(page.locator("#log")).to_contain_text("sign-in needs this page on localhost")

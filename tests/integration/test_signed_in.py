@@ -493,6 +493,14 @@ def test_two_sign_ins_in_one_request_are_refused_so_nobody_is_signed_in_as_anoth
     # Cookies that do not open (junk, another key) do not hide the one that does.
     junk = "; ".join(f"guest_refresh={_tampered(mine)}" for _ in range(refresh_cookie.MAX_CANDIDATES - 1))
     assert invoke({}, path=REFRESH, headers={"Cookie": f"{junk}; guest_refresh={mine}"}).status == 200
+    # Nor can more of them push the page's own cookie out of sight behind the tossed one: all are refused.
+    cookies = f"guest_refresh={tossed}; {junk}; guest_refresh={_tampered(mine)}; guest_refresh={mine}"
+    answer = invoke({}, path=REFRESH, headers={"Cookie": cookies})
+    assert (answer.status, answer.error_code) == (401, "not_signed_in")
+    # A name padded with other white space (which browsers keep, and send first from a longer path) is not ours.
+    padded = "; ".join(f"\u00a0guest_refresh={_tampered(mine)}" for _ in range(refresh_cookie.MAX_CANDIDATES + 1))
+    assert invoke({}, path=REFRESH, headers={"Cookie": f"{padded}; guest_refresh={mine}"}).status == 200
+    assert counts(emulator)["auth-refresh"] == before["auth-refresh"] + 2
 
 
 @pytest.mark.parametrize("origin", ["https://evil.example", None, "null"])

@@ -220,7 +220,7 @@ def test_every_block_reads_the_choices_first_so_a_new_shell_has_the_region_and_a
         # A block that goes on with the file the previous block made runs in that block's shell.
         continues = made_client and '"$client"' in block and "client=" not in block
         if (
-            re.search(r"^(aws|sam|make|endpoint=|role=|\.venv/bin/python) |^client=", block, re.MULTILINE)
+            re.search(r"^\s*(aws|sam|make|endpoint=|role=|keys=|\.venv/bin/python) |^client=", block, re.MULTILINE)
             and not continues
         ):
             assert block.splitlines()[0] == READ_CHOICES, block
@@ -233,7 +233,7 @@ def test_every_block_reads_the_choices_first_so_a_new_shell_has_the_region_and_a
 def test_no_pasted_block_holds_a_comment() -> None:
     # zsh, macOS's default shell, runs a pasted "# ..." line as a command, and a quote or ">" in it swallows or
     # redirects what follows. deploy.env is a file, read by the shell, where comments are comments.
-    pages = [README, *(path.read_text() for path in sorted((REPO / "docs").glob("*.md")))]
+    pages = [README, *(path.read_text() for path in [REPO / "BENCHMARKS.md", *sorted((REPO / "docs").glob("*.md"))])]
     blocks = [block for page in pages for block in bash_blocks(page) if block != CHOICES]
     assert len(blocks) >= 15
     for block in blocks:
@@ -259,6 +259,7 @@ def run_step_2(tmp_path: Path, role: str, *, role_exists: bool = True, refusals:
     first ``refusals`` `update-account` calls fail as IAM's delay makes them) and a `sleep` that only records."""
     calls = tmp_path / "calls"
     get_role = "exit 0" if role_exists else "echo NoSuchEntity >&2; exit 254"
+    get_account = "echo AccessDeniedException >&2; exit 254" if role == "unreadable" else f'echo "{role}"'
     refused = "The role ARN does not have required permissions set to API Gateway"
     role_arn = "value=arn:aws:iam::123456789012:role/apigateway-cloudwatch-logs"
     stand_in(
@@ -266,7 +267,7 @@ def run_step_2(tmp_path: Path, role: str, *, role_exists: bool = True, refusals:
         "aws",
         f'echo "$1 $2" >> "{calls}"\n'
         f'case "$2" in\n'
-        f'  get-account) echo "{role}" ;;\n'
+        f"  get-account) {get_account} ;;\n"
         f"  get-role) {get_role} ;;\n"
         f"  get-caller-identity) echo 123456789012 ;;\n"
         f'  update-account) echo "$@" | grep -q "{role_arn}" || exit 9\n'
@@ -289,6 +290,13 @@ def test_step_2_changes_nothing_where_the_region_already_logs_through_a_role(tmp
     calls, output = run_step_2(tmp_path, role)
     assert calls == ["apigateway get-account"]
     assert role in output
+
+
+def test_step_2_changes_nothing_when_it_cannot_read_the_setting(tmp_path: Path) -> None:
+    # No permission, or expired credentials: a setting it cannot read is not one that is empty.
+    calls, output = run_step_2(tmp_path, "unreadable")
+    assert calls == ["apigateway get-account"]
+    assert "nothing changed" in output
 
 
 @pytest.mark.parametrize("exists", [True, False], ids=["role exists", "new account"])

@@ -27,6 +27,9 @@ const originOf = (url) => URL.parse(url, location.href)?.origin;
 const asked = params.get('endpoint');
 const allowed = asked && [location.origin, originOf(settings.endpoint)].includes(originOf(asked));
 const apiEndpoint = allowed ? asked : settings.endpoint;
+// The refresh cookie crosses no site: from 127.0.0.1, an API on localhost would sign in and forget it at once.
+const apiHost = new URL(apiEndpoint, location.href).hostname;
+const canSignIn = Boolean(settings.signIn) && apiHost === location.hostname;
 const client = createSignInTokenClient({
   endpoint: apiEndpoint,
   duration: params.get('duration') ?? undefined,
@@ -228,7 +231,7 @@ function showAccount(token) {
     : signInProblem
       ? `Sign-in failed: ${signInProblem}`
       : 'Anonymous guest';
-  $('sign-in').hidden = signedIn || !settings.signIn;
+  $('sign-in').hidden = signedIn || !canSignIn;
   $('sign-out').hidden = !signedIn;
 }
 
@@ -237,7 +240,8 @@ client.addEventListener('tokenready', ({ detail: token }) => {
   showAccount(token);
   if (was === 'true' && !token.authenticated) log('sign-in', 'no longer signed in: a new guest');
 });
-$('sign-in').hidden = !settings.signIn;
+$('sign-in').hidden = !canSignIn;
+if (settings.signIn && !canSignIn) log('sign-in', `sign-in needs this page on ${apiHost}, the API's host name`);
 $('sign-in').addEventListener('click', () => {
   $('sign-in').disabled = true;
   signIn().catch((error) => {
@@ -251,12 +255,18 @@ $('sign-out').addEventListener('click', () => {
   $('sign-out').hidden = true;
   client.signOut().then(
     () => log('sign-in', 'signed out'),
-    (error) => log('error', `sign-out failed: ${error.code}`, { code: error.code, retryIn: '' }),
+    (error) => {
+      log('error', `sign-out failed: ${error.code}`, { code: error.code, retryIn: '' });
+      // Not told: still signed in, so sign-out stays on offer.
+      if (client.signedIn) $('account-state').textContent = `Sign-out failed: ${error.code}`;
+      $('sign-out').hidden = !client.signedIn;
+    },
   );
 });
 // Back from the provider's page with the browser's Back button (the page from the back-forward cache).
 addEventListener('pageshow', () => ($('sign-in').disabled = false));
 if (client.signedIn) $('account-state').textContent = 'Signed in: resuming…';
+$('sign-out').hidden = !client.signedIn; // also while resuming fails: the customer can always sign out
 returnedFromSignIn();
 
 $('origin').textContent = location.origin;

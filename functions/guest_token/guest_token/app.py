@@ -292,8 +292,12 @@ def refresh(
     summary="Sign the customer out: revoke the sign-in and forget the refresh cookie (idempotent)",
     responses={
         204: {"description": "Signed out; Set-Cookie clears the cookie", "content": {}, "headers": _SET_COOKIE},
-        # No body is read: none of the body's errors.
-        **{status: answer for status, answer in _SIGNED_IN_ERRORS.items() if status not in (400, 413, 415, 422)},
+        # No body is read: none of the body's errors. Once the origin is allowed, every answer clears the cookie.
+        **{
+            status: _with_headers(answer, {**answer.get("headers", {}), **_SET_COOKIE}) if status >= 429 else answer
+            for status, answer in _SIGNED_IN_ERRORS.items()
+            if status not in (400, 413, 415, 422)
+        },
     },
 )
 def sign_out() -> Response[Any]:
@@ -552,7 +556,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     # Powertools' JMESPath query (correlation_id_path) built its function table on every invocation.
     request_context = event.get("requestContext") if isinstance(event, dict) else None
     logger.set_correlation_id(request_context.get("requestId") if isinstance(request_context, dict) else None)
-    return app.resolve(event, context)
+    try:
+        return app.resolve(event, context)
+    finally:
+        observability.forget_request_secrets()
 
 
 # A deployment whose settings cannot work says so once, at cold start, in one line; every token request then

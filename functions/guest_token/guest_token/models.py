@@ -154,8 +154,17 @@ class AuthenticatedSessionBody(_WithGuestId):
     )
 
 
+def _refresh_guest_id(schema: dict[str, Any]) -> None:
+    schema["properties"]["guestId"]["description"] = (
+        "The chat the widget holds, as an earlier answer gave it. Absent: the chat sealed with the cookie "
+        "(a new one if none)."
+    )
+
+
 class RefreshBody(_WithGuestId):
     """A signed-in customer's refresh (the refresh token comes from the cookie): only the chat's guestId."""
+
+    model_config = ConfigDict(json_schema_extra=_refresh_guest_id)
 
 
 class AuthenticatedSessionResponse(GuestTokenResponse):

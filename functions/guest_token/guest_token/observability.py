@@ -216,6 +216,11 @@ _request_secrets: contextvars.ContextVar[Mapping[str, str]] = contextvars.Contex
 )
 
 
+def forget_request_secrets() -> None:
+    """At the end of a request: its secrets are not the next one's (nor kept for the container's life)."""
+    _request_secrets.set(_NO_SECRETS)
+
+
 def add_request_secrets(secrets: Mapping[str | None, str]) -> None:
     """Register values (value -> stand-in; a value None is skipped) that ``redacted`` masks for the rest of the
     request."""

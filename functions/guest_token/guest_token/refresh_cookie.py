@@ -152,14 +152,19 @@ def from_headers(headers: Any, multi_value_headers: Any) -> list[str]:
 
 def _values(cookie_headers: list[str]) -> list[str]:
     """The values of every ``guest_refresh`` cookie the request carries (a browser may send several, from
-    different paths), the first few, each at most a cookie's size."""
+    different paths), each at most a cookie's size. The name is matched exactly (RFC 6265 trims only spaces
+    and tabs): a name padded with other white space is another cookie. More than MAX_CANDIDATES is refused
+    whole, since reading only the first few would let planted ones push the page's own out of sight."""
     found = []
     for header in cookie_headers:
         for pair in header.split(";"):
-            name, separator, value = pair.strip().partition("=")
-            if separator and name.strip() == COOKIE_NAME and 0 < len(value.strip()) <= MAX_COOKIE_CHARS:
-                found.append(value.strip().strip('"'))
-    return found[:MAX_CANDIDATES]
+            name, separator, value = pair.strip(" \t").partition("=")
+            value = value.strip(" \t")
+            if separator and name.strip(" \t") == COOKIE_NAME and 0 < len(value) <= MAX_COOKIE_CHARS:
+                found.append(value.strip('"'))
+    if len(found) > MAX_CANDIDATES:
+        raise NotSignedIn(log_detail=f"more than {MAX_CANDIDATES} refresh cookies: refusing them all")
+    return found
 
 
 def path_for(request_path: str) -> str:
