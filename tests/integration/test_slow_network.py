@@ -167,7 +167,9 @@ CASES = [
         faults(("ws-connect", {"delay": 1.5}), ("get-jwt", {"delay": 2.5 + SLOW_MACHINE_SECONDS})),
         source="webmessaging",
         timeout=ROOMY_TIMEOUT,
-        phrase="did not answer in time",
+        # Which wait runs out is the machine's doing (a loaded one can stretch the 1.5 s handshake past its
+        # 4 s): either way one 504 within the budget, saying what timed out.
+        phrase="in time",
     ),
     Case(
         "slow-ws-connect-then-slow-handshake-then-slow-getjwt",
