@@ -84,10 +84,8 @@ ACTION_ROUTES: Final = (
     ROUTE_CLOSE_SESSION,
     ROUTE_CONFIGURE_AUTHENTICATED_SESSION,
 )
-# HTTP routes whose only body fault is a page that is not JSON.
-_NOT_JSON_ONLY_ROUTES: Final = (
-    ROUTE_DEPLOYMENT,
-    ROUTE_MESSAGES,
+# The signed-in customers' HTTP routes: Genesys' three token calls and the OpenID provider's.
+_SIGNED_IN_HTTP_ROUTES: Final = (
     ROUTE_AUTH_EXCHANGE,
     ROUTE_AUTH_REFRESH,
     ROUTE_AUTH_REVOKE,
@@ -95,6 +93,8 @@ _NOT_JSON_ONLY_ROUTES: Final = (
     ROUTE_OIDC_TOKEN,
     ROUTE_OIDC_JWKS,
 )
+# HTTP routes whose only body fault is a page that is not JSON.
+_NOT_JSON_ONLY_ROUTES: Final = (ROUTE_DEPLOYMENT, ROUTE_MESSAGES, *_SIGNED_IN_HTTP_ROUTES)
 TOO_MANY_REQUESTS: Final = 4029
 
 BODY_FAULTS: Final = frozenset({"not-json", "no-token", "not-jwt", "no-access-token"})
@@ -229,14 +229,7 @@ _FIELDS_BY_ROUTE: Final = {
     ROUTE_CLOSE_SESSION: _ACTION_FIELDS,
     ROUTE_CONFIGURE_AUTHENTICATED_SESSION: _ACTION_FIELDS,
     **dict.fromkeys(
-        (
-            ROUTE_AUTH_EXCHANGE,
-            ROUTE_AUTH_REFRESH,
-            ROUTE_AUTH_REVOKE,
-            ROUTE_OIDC_AUTHORIZE,
-            ROUTE_OIDC_TOKEN,
-            ROUTE_OIDC_JWKS,
-        ),
+        _SIGNED_IN_HTTP_ROUTES,
         _HTTP_FIELDS,
     ),
 }
