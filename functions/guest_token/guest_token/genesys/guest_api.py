@@ -177,7 +177,7 @@ def _session(  # noqa: PLR0917
         raise
     except GuestApiError as exc:
         attempt.status = exc.code
-        raise _mapped(exc, attempt, token, progress.auth_jwt) from None
+        raise _mapped(exc, attempt, token) from None
     except TimeoutError:
         attempt.error = "TimeoutError"
         raise retries.Retryable(
@@ -296,10 +296,10 @@ def _refused(status: int, wait: int | None, attempt: retries.Attempt) -> Excepti
     return UpstreamError(log_detail=detail, genesys_correlation_id=correlation)
 
 
-def _mapped(error: GuestApiError, attempt: retries.Attempt, token: str, auth_jwt: str | None = None) -> Exception:
-    # Genesys' message goes to the log: never with the session token (or auth JWT) in it, should Genesys echo it.
-    secrets = {token: "[session token]", **({auth_jwt: "[auth JWT]"} if auth_jwt else {})}
-    detail = f"Genesys webmessaging answered {error}: {rest.excerpt(error.message, 200, secrets)}"
+def _mapped(error: GuestApiError, attempt: retries.Attempt, token: str) -> Exception:
+    # Genesys' message goes to the log: never with the session token in it, should Genesys echo it (a signed-in
+    # customer's auth JWT is one of the request's secrets, which redaction masks wherever it is called).
+    detail = f"Genesys webmessaging answered {error}: {rest.excerpt(error.message, 200, {token: '[session token]'})}"
     correlation = attempt.correlation_id
     if error.code in (RATE_LIMITED, 429):
         return retries.Retryable(
